@@ -1,0 +1,16 @@
+"""tapead: record a function once, evaluate it and its derivatives at millions of points.
+
+A Python function is recorded into a flat opcode tape (numpy arrays) and
+JIT-compiled Numba sweeps, compiled once for all tapes, evaluate values,
+tangents (JVPs) and adjoints (VJPs, gradients) over batches of points.
+See README.md and ../shared/DESIGN.md.
+"""
+
+from tapead.api import Tape, record
+from tapead.tape import TapeError, validate
+from tapead.tracer import FUNCTIONS, TracedArray, Var
+
+globals().update(FUNCTIONS)  # tapead.sin, tapead.where, tapead.maximum, ... from the op table
+
+__all__ = ["Tape", "TapeError", "TracedArray", "Var", "record", "validate", *FUNCTIONS]
+__version__ = "0.1.0"

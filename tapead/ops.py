@@ -1,0 +1,186 @@
+"""The op table: every elementary function phi_i of tapead, declared once.
+
+Each row gives, side by side, an op's primal z = phi(x, y, w; c), its local
+partials d0 = dz/dx, d1 = dz/dy, d2 = dz/dw, and its second partials (for
+Hessians), as scalar expressions in numpy syntax over the operands ``x``,
+``y``, ``w``, the instruction's immediate constant ``c`` and the result ``z``.
+Griewank & Walther, *Evaluating Derivatives*, ch. 2 (elementals and their
+local partials c_ij = d phi_i / d v_j).
+
+Everything else derives from this table, so nothing can drift apart:
+
+* ``tapead._gen_kernels`` writes the Numba sweeps in ``kernels/sweeps.py``;
+* ``tapead.reference`` is the slow numpy interpreter the kernels are tested
+  against, built from the same strings;
+* the tracer's functions, the printer and the tests iterate over the rows.
+
+Conventions at kinks (the ``note`` column says where a row has one): a
+derivative at a kink is the mean of the one-sided derivatives, so abs'(0) = 0
+and a tie in maximum/minimum splits the derivative 1/2 : 1/2. Step functions
+(comparisons, ``where``'s condition) have zero derivative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["OpSpec", "OPS", "BY_NAME", "INPUT", "PARAM", "CONST", "op_table_hash"]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One elementary operation.
+
+    ``second`` lists the upper triangle of the local Hessian row by row:
+    ``(d00,)`` for a unary op, ``(d00, d01, d11)`` for a binary op, six
+    entries for a ternary op. ``domain`` gives, per operand, the interval the
+    tests sample. ``fmt`` prints one instruction in the seed's notation.
+    """
+
+    name: str
+    arity: int
+    primal: str
+    partials: tuple[str, ...]
+    second: tuple[str, ...]
+    fmt: str
+    domain: tuple[tuple[float, float], ...] = ()
+    smooth: bool = True
+    note: str = ""
+    code: int = field(default=-1, compare=False)
+
+    @property
+    def uses_const(self) -> bool:
+        return _mentions(self.primal, "c")
+
+
+def _mentions(expr: str, name: str) -> bool:
+    import re
+
+    return re.search(rf"(?<![\w.]){name}(?!\w)", expr) is not None
+
+
+# Frequently used domains (intervals sampled by the tests).
+_R = (-3.0, 3.0)
+_POS = (0.2, 4.0)
+_NZ = (0.5, 3.0)  # the tests also flip its sign at random: away from zero
+
+ZERO2 = ("0.0", "0.0", "0.0")
+ZERO6 = ("0.0",) * 6
+
+
+def _rows() -> list[OpSpec]:
+    S = OpSpec
+    return [
+        # ---- structure: loaded or filled, never differentiated through ----
+        S("input", 0, "x", (), (), "x"),
+        S("param", 0, "x", (), (), "p"),
+        S("const", 0, "c", (), (), "{c}"),
+        # ---- arithmetic ----
+        S("add", 2, "x + y", ("1.0", "1.0"), ZERO2, "{x} + {y}", (_R, _R)),
+        S("sub", 2, "x - y", ("1.0", "-1.0"), ZERO2, "{x} - {y}", (_R, _R)),
+        S("mul", 2, "x * y", ("y", "x"), ("0.0", "1.0", "0.0"), "{x}*{y}", (_R, _R)),
+        S("div", 2, "x / y", ("1.0 / y", "-z / y"),
+          ("0.0", "-1.0 / (y * y)", "2.0 * z / (y * y)"), "{x}/{y}", (_R, _NZ)),
+        S("neg", 1, "-x", ("-1.0",), ("0.0",), "-{x}", (_R,)),
+        S("addc", 1, "x + c", ("1.0",), ("0.0",), "{x} + {c}", (_R,)),
+        S("mulc", 1, "x * c", ("c",), ("0.0",), "{c}*{x}", (_R,)),
+        S("rsubc", 1, "c - x", ("-1.0",), ("0.0",), "{c} - {x}", (_R,)),
+        S("divc", 1, "x / c", ("1.0 / c",), ("0.0",), "{x}/{c}", (_R,)),
+        S("rdivc", 1, "c / x", ("-z / x",), ("2.0 * z / (x * x)",), "{c}/{x}", (_NZ,)),
+        # ---- powers: cheap special cases first, pow(x, y) last ----
+        S("square", 1, "x * x", ("2.0 * x",), ("2.0",), "{x}**2", (_R,)),
+        S("recip", 1, "1.0 / x", ("-z * z",), ("2.0 * z * z * z",), "1/{x}", (_NZ,)),
+        S("sqrt", 1, "np.sqrt(x)", ("0.5 / z",), ("-0.25 / (z * z * z)",), "sqrt {x}", (_POS,)),
+        S("powc", 1, "np.power(x, c)", ("c * np.power(x, c - 1.0)",),
+          ("c * (c - 1.0) * np.power(x, c - 2.0)",), "{x}**{c}", (_POS,)),
+        # d/dy x**y = z log x is taken as 0 where z == 0 (x = 0, y > 0), and
+        # d/dx as 0 where y == 0, instead of the 0 * inf = NaN of the formula.
+        S("pow", 2, "np.power(x, y)",
+          ("0.0 if y == 0.0 else y * np.power(x, y - 1.0)",
+           "0.0 if z == 0.0 else z * np.log(x)"),
+          ("0.0 if y == 0.0 else y * (y - 1.0) * np.power(x, y - 2.0)",
+           "0.0 if y == 0.0 else np.power(x, y - 1.0) * (1.0 + y * np.log(x))",
+           "0.0 if z == 0.0 else z * np.log(x) * np.log(x)"),
+          "{x}**{y}", (_POS, _R)),
+        # ---- exp and log ----
+        S("exp", 1, "np.exp(x)", ("z",), ("z",), "exp {x}", (_R,)),
+        S("log", 1, "np.log(x)", ("1.0 / x",), ("-1.0 / (x * x)",), "log {x}", (_POS,)),
+        # ---- trigonometric and hyperbolic ----
+        S("sin", 1, "np.sin(x)", ("np.cos(x)",), ("-z",), "sin {x}", (_R,)),
+        S("cos", 1, "np.cos(x)", ("-np.sin(x)",), ("-z",), "cos {x}", (_R,)),
+        S("tan", 1, "np.tan(x)", ("1.0 + z * z",), ("2.0 * z * (1.0 + z * z)",), "tan {x}",
+          ((-1.2, 1.2),)),
+        S("tanh", 1, "np.tanh(x)", ("1.0 - z * z",), ("-2.0 * z * (1.0 - z * z)",), "tanh {x}",
+          (_R,)),
+        # ---- non-smooth ----
+        S("abs", 1, "np.abs(x)", ("np.sign(x)",), ("0.0",), "abs {x}", (_NZ,), False,
+          "abs'(0) = 0"),
+        S("maximum", 2, "x if (x > y or x != x) else y",
+          ("1.0 if x > y else (0.5 if x == y else 0.0)",
+           "1.0 if y > x else (0.5 if x == y else 0.0)"),
+          ZERO2, "maximum({x}, {y})", (_R, _R), False, "a tie splits the derivative 1/2 : 1/2"),
+        S("minimum", 2, "x if (x < y or x != x) else y",
+          ("1.0 if x < y else (0.5 if x == y else 0.0)",
+           "1.0 if y < x else (0.5 if x == y else 0.0)"),
+          ZERO2, "minimum({x}, {y})", (_R, _R), False, "a tie splits the derivative 1/2 : 1/2"),
+        # ---- conditions: 1.0 for true, 0.0 for false; zero derivative ----
+        S("lt", 2, "1.0 if x < y else 0.0", ("0.0", "0.0"), ZERO2, "{x} < {y}", (_R, _R), False),
+        S("le", 2, "1.0 if x <= y else 0.0", ("0.0", "0.0"), ZERO2, "{x} <= {y}", (_R, _R), False),
+        S("gt", 2, "1.0 if x > y else 0.0", ("0.0", "0.0"), ZERO2, "{x} > {y}", (_R, _R), False),
+        S("ge", 2, "1.0 if x >= y else 0.0", ("0.0", "0.0"), ZERO2, "{x} >= {y}", (_R, _R), False),
+        S("eq", 2, "1.0 if x == y else 0.0", ("0.0", "0.0"), ZERO2, "{x} == {y}", (_R, _R), False),
+        S("ne", 2, "1.0 if x != y else 0.0", ("0.0", "0.0"), ZERO2, "{x} != {y}", (_R, _R), False),
+        # where(x, y, w): y where x is true (nonzero or NaN, as numpy), else w.
+        # A select, not x*y + (1-x)*w, so the unselected branch's inf/NaN never
+        # leaks into the value; the sweeps' zero-skipping keeps it out of the
+        # derivatives too.
+        S("where", 3, "y if x != 0.0 else w",
+          ("0.0", "1.0 if x != 0.0 else 0.0", "0.0 if x != 0.0 else 1.0"),
+          ZERO6, "where({x}, {y}, {w})", ((-1.0, 1.0), _R, _R), False),
+    ]
+
+
+def _number(rows: list[OpSpec]) -> tuple[OpSpec, ...]:
+    out = []
+    for code, row in enumerate(rows):
+        object.__setattr__(row, "code", code)
+        out.append(row)
+    return tuple(out)
+
+
+OPS: tuple[OpSpec, ...] = _number(_rows())
+BY_NAME: dict[str, OpSpec] = {row.name: row for row in OPS}
+INPUT, PARAM, CONST = BY_NAME["input"].code, BY_NAME["param"].code, BY_NAME["const"].code
+assert len(BY_NAME) == len(OPS), "duplicate op names"
+
+
+def _check_rows() -> None:
+    for row in OPS:
+        n_second = {0: 0, 1: 1, 2: 3, 3: 6}[row.arity]
+        if row.code > CONST:
+            assert len(row.partials) == row.arity, row.name
+            assert len(row.second) == n_second, row.name
+            assert len(row.domain) == row.arity, row.name
+
+
+_check_rows()
+
+
+def op_table_hash() -> str:
+    """A short hash of the table's names and formulas: files record it."""
+    import hashlib
+
+    text = "\n".join(
+        f"{r.code}|{r.name}|{r.arity}|{r.primal}|{r.partials}|{r.second}" for r in OPS
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def numpy_function(expr: str):
+    """The table's scalar expression ``expr`` as a Python function (x, y, w, c, z).
+
+    Only the package's own table strings reach this, never user input.
+    """
+    return eval(f"lambda x, y, w, c, z: {expr}", {"np": np})  # noqa: S307

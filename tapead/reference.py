@@ -1,0 +1,128 @@
+"""The slow, obvious reference interpreter: the oracle every kernel is tested against.
+
+One point at a time, one instruction at a time, in plain Python over numpy
+float64 scalars, straight from the op table's formulas:
+
+* evaluation trace (Griewank & Walther, table 2.2): v_i = phi_i(v_j, j < i);
+* tangent trace (section 3.1): v_dot_i = sum_j d phi_i / d v_j * v_dot_j;
+* adjoint trace (section 3.2): v_bar_j += d phi_i / d v_j * v_bar_i, i descending.
+
+It shares the sweeps' one convention beyond textbook AD, zero skipping
+(a product partial * seed is 0 when either factor is 0), so that the
+derivatives of ``where`` never pick up the unselected branch's NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tapead.ops import CONST, OPS, numpy_function
+from tapead.tape import TapeData
+
+__all__ = ["values", "local_partials", "tangents", "adjoints", "evaluate", "jvp", "vjp"]
+
+_PRIMAL = [numpy_function(s.primal) for s in OPS]
+_PARTIALS = [[numpy_function(e) for e in s.partials] for s in OPS]
+_F = np.float64
+
+
+def mz(a, b):
+    """The zero-skipping product."""
+    return _F(0.0) if a == 0.0 or b == 0.0 else _F(a) * _F(b)
+
+
+def _operands(tape: TapeData, v: np.ndarray, i: int) -> list:
+    arity = OPS[tape.op[i]].arity
+    args = [tape.arg0[i], tape.arg1[i], tape.arg2[i]][:arity]
+    return [v[a] for a in args] + [None] * (3 - arity)
+
+
+def values(tape: TapeData, x, p=()) -> np.ndarray:
+    """Every slot's value v_i at one point."""
+    v = np.zeros(tape.n_slots)
+    v[: tape.n_in] = x
+    v[tape.n_in : tape.n_in + tape.n_params] = p
+    with np.errstate(all="ignore"):
+        for i in range(tape.n_in + tape.n_params, tape.n_slots):
+            v[i] = _PRIMAL[tape.op[i]](*_operands(tape, v, i), _F(tape.const[i]), None)
+    return v
+
+
+def local_partials(tape: TapeData, v: np.ndarray, i: int) -> list[float]:
+    """d v_i / d v_arg for each operand of instruction i (the seed's edge labels)."""
+    if tape.op[i] <= CONST:
+        return []
+    args = _operands(tape, v, i)
+    with np.errstate(all="ignore"):
+        return [float(d(*args, _F(tape.const[i]), _F(v[i]))) for d in _PARTIALS[tape.op[i]]]
+
+
+def _arg_slots(tape: TapeData, i: int) -> list[int]:
+    return [tape.arg0[i], tape.arg1[i], tape.arg2[i]][: OPS[tape.op[i]].arity]
+
+
+def tangents(tape: TapeData, x, p, x_dot) -> tuple[np.ndarray, np.ndarray]:
+    """(v, v_dot) at one point for one input direction x_dot."""
+    v = values(tape, x, p)
+    v_dot = np.zeros(tape.n_slots)
+    v_dot[: tape.n_in] = x_dot
+    for i in range(tape.n_in + tape.n_params, tape.n_slots):
+        d = local_partials(tape, v, i)
+        with np.errstate(all="ignore"):
+            v_dot[i] = sum((mz(dk, v_dot[a]) for dk, a in zip(d, _arg_slots(tape, i))), _F(0.0))
+    return v, v_dot
+
+
+def adjoints(tape: TapeData, x, p, y_bar) -> tuple[np.ndarray, np.ndarray]:
+    """(v, v_bar) at one point for one output weighting y_bar."""
+    v = values(tape, x, p)
+    v_bar = np.zeros(tape.n_slots)
+    for j, s in enumerate(tape.outputs):
+        v_bar[s] += y_bar[j]
+    for i in range(tape.n_slots - 1, tape.n_in + tape.n_params - 1, -1):
+        d = local_partials(tape, v, i)
+        for dk, a in zip(d, _arg_slots(tape, i)):
+            with np.errstate(all="ignore"):
+                v_bar[a] += mz(dk, v_bar[i])
+    return v, v_bar
+
+
+# ---- batched over points, in the kernels' array conventions ----------------
+
+
+def _param_rows(tape: TapeData, P, n_points: int):
+    if P is None or tape.n_params == 0:
+        return [()] * n_points
+    P = np.asarray(P, dtype=float).reshape(-1, tape.n_params)
+    return [P[k % P.shape[0]] for k in range(n_points)]
+
+
+def evaluate(tape: TapeData, X, P=None) -> np.ndarray:
+    """Y (N, m) for X (N, n)."""
+    X = np.asarray(X, dtype=float)
+    rows = _param_rows(tape, P, len(X))
+    return np.array([values(tape, x, p)[tape.outputs] for x, p in zip(X, rows)]).reshape(len(X), tape.n_out)
+
+
+def jvp(tape: TapeData, X, P, V) -> tuple[np.ndarray, np.ndarray]:
+    """(Y (N, m), Y_dot (N, m, q)) for X (N, n) and V (N, n, q)."""
+    X, V = np.asarray(X, dtype=float), np.asarray(V, dtype=float)
+    rows = _param_rows(tape, P, len(X))
+    Y = evaluate(tape, X, P)
+    Y_dot = np.zeros((len(X), tape.n_out, V.shape[2]))
+    for k, (x, p) in enumerate(zip(X, rows)):
+        for d in range(V.shape[2]):
+            Y_dot[k, :, d] = tangents(tape, x, p, V[k, :, d])[1][tape.outputs]
+    return Y, Y_dot
+
+
+def vjp(tape: TapeData, X, P, W) -> tuple[np.ndarray, np.ndarray]:
+    """(Y (N, m), X_bar (N, n, r)) for X (N, n) and W (N, m, r)."""
+    X, W = np.asarray(X, dtype=float), np.asarray(W, dtype=float)
+    rows = _param_rows(tape, P, len(X))
+    Y = evaluate(tape, X, P)
+    X_bar = np.zeros((len(X), tape.n_in, W.shape[2]))
+    for k, (x, p) in enumerate(zip(X, rows)):
+        for d in range(W.shape[2]):
+            X_bar[k, :, d] = adjoints(tape, x, p, W[k, :, d])[1][: tape.n_in]
+    return Y, X_bar

@@ -1,0 +1,342 @@
+"""Recording: run a Python function once on traced variables and keep its evaluation trace.
+
+Operator overloading in the style of ADOL-C's ``adouble`` (Griewank & Walther,
+section 5.2): every arithmetic operation or elementary function applied to a
+:class:`Var` appends one instruction to the recorder and returns a new
+:class:`Var` naming the result's slot. Values are never computed while
+recording, so control flow on traced values is an error (use ``where``).
+
+numpy works on traced values: ufuncs on a :class:`Var` or on a
+:class:`TracedArray` (the array ``f`` receives) dispatch here through
+``__array_ufunc__``; plain object arrays of traced values call the methods
+numpy's object loops look for (``Var.sin`` and so on).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+
+import numpy as np
+
+from tapead.ops import BY_NAME, CONST, INPUT, PARAM, numpy_function
+from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
+
+__all__ = ["Var", "TracedArray", "trace", "FUNCTIONS", "where", "maximum", "minimum"]
+
+_TRUTH_ERROR = (
+    "the truth value of a traced value is unknown while recording: tapead records the "
+    "function once for all points. Use tapead.where(cond, a, b) instead of if/else, and "
+    "tapead.maximum/tapead.minimum instead of max()/min() (or np.maximum on plain object arrays)"
+)
+_FLOAT_ERROR = (
+    "a traced value cannot be converted to a Python number: math.sin(x) and friends need "
+    "floats. Use tapead.sin(x) or np.sin(x) (and the other tapead./np. functions) instead"
+)
+
+
+class Recorder:
+    """The growing tape: parallel lists of opcodes, operand slots and immediates."""
+
+    def __init__(self, n_in: int, n_params: int) -> None:
+        self.op: list[int] = [INPUT] * n_in + [PARAM] * n_params
+        self.args: list[tuple[int, int, int]] = [(-1, -1, -1)] * (n_in + n_params)
+        self.const: list[float] = [0.0] * (n_in + n_params)
+        self._constants: dict[float, Var] = {}
+
+    def emit(self, name: str, operands: tuple[Var, ...] = (), c: float = 0.0) -> Var:
+        slots = [a.slot for a in operands]
+        self.op.append(BY_NAME[name].code)
+        self.args.append(tuple(slots + [-1] * (3 - len(slots))))
+        self.const.append(float(c))
+        return Var(self, len(self.op) - 1)
+
+    def constant(self, c: float) -> Var:
+        """A slot holding ``c`` (one per distinct value and sign)."""
+        key = float(c)
+        key_bits = np.float64(key).tobytes()
+        var = self._constants.get(key_bits)
+        if var is None:
+            var = self._constants[key_bits] = self.emit("const", (), key)
+        return var
+
+    def tape(self, outputs: list[int], out_shape: tuple[int, ...], n_in: int, n_params: int) -> TapeData:
+        args = np.array(self.args, dtype=INDEX_DTYPE).reshape(-1, 3)
+        return validate(
+            TapeData(
+                op=np.array(self.op, dtype=OP_DTYPE),
+                arg0=np.ascontiguousarray(args[:, 0]),
+                arg1=np.ascontiguousarray(args[:, 1]),
+                arg2=np.ascontiguousarray(args[:, 2]),
+                const=np.array(self.const, dtype=np.float64),
+                outputs=np.array(outputs, dtype=INDEX_DTYPE),
+                n_in=n_in,
+                n_params=n_params,
+                out_shape=out_shape,
+            )
+        )
+
+
+def _is_number(a: object) -> bool:
+    return isinstance(a, numbers.Real) and not isinstance(a, Var)
+
+
+def _as_float(a: object) -> float:
+    if isinstance(a, np.ndarray) and a.ndim == 0:
+        a = a.item()
+    if not _is_number(a):
+        raise TypeError(f"tapead cannot trace a value of type {type(a).__name__}: expected a traced value or a real number")
+    return float(a)
+
+
+class Var:
+    """A traced scalar: the slot of one value v_i on the tape being recorded."""
+
+    __slots__ = ("rec", "slot")
+    __hash__ = None  # == records a comparison, so a Var cannot be a dict key
+
+    def __init__(self, rec: Recorder, slot: int) -> None:
+        self.rec = rec
+        self.slot = slot
+
+    def __repr__(self) -> str:
+        return f"<traced v at slot {self.slot}>"
+
+    def __bool__(self):
+        raise TypeError(_TRUTH_ERROR)
+
+    def __float__(self):
+        raise TypeError(_FLOAT_ERROR)
+
+    __int__ = __complex__ = __index__ = __float__
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    # arithmetic
+    def __add__(self, other): return _binary("add", self, other)
+    def __radd__(self, other): return _binary("add", other, self)
+    def __sub__(self, other): return _binary("sub", self, other)
+    def __rsub__(self, other): return _binary("sub", other, self)
+    def __mul__(self, other): return _binary("mul", self, other)
+    def __rmul__(self, other): return _binary("mul", other, self)
+    def __truediv__(self, other): return _binary("div", self, other)
+    def __rtruediv__(self, other): return _binary("div", other, self)
+    def __pow__(self, other): return _binary("pow", self, other)
+    def __rpow__(self, other): return _binary("pow", other, self)
+    def __neg__(self): return self.rec.emit("neg", (self,))
+    def __pos__(self): return self
+    def __abs__(self): return self.rec.emit("abs", (self,))
+
+    # comparisons record conditions (1.0 true, 0.0 false) for tapead.where
+    def __lt__(self, other): return _binary("lt", self, other)
+    def __le__(self, other): return _binary("le", self, other)
+    def __gt__(self, other): return _binary("gt", self, other)
+    def __ge__(self, other): return _binary("ge", self, other)
+    def __eq__(self, other): return _binary("eq", self, other)
+    def __ne__(self, other): return _binary("ne", self, other)
+
+
+class TracedArray(np.ndarray):
+    """An object array of traced values whose numpy ufuncs record instructions."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func is np.where:
+            raise TypeError("np.where cannot be traced: use tapead.where(cond, a, b)")
+        plain = tuple(t for t in types if not issubclass(t, TracedArray))
+        return _wrap(super().__array_function__(func, plain + (np.ndarray,), args, kwargs))
+
+
+def _wrap(result):
+    """Object arrays come back as TracedArray, 0-d results as their element."""
+    if isinstance(result, np.ndarray):
+        if result.ndim == 0:
+            return result.item()
+        if result.dtype == object and not isinstance(result, TracedArray):
+            return result.view(TracedArray)
+    return result
+
+
+def _plain(a):
+    if isinstance(a, np.ndarray):
+        return a.view(np.ndarray)
+    return a
+
+
+def _record(name: str, args: tuple) -> Var:
+    """Record op ``name`` on scalar operands, turning plain numbers into constant slots."""
+    rec = next(a.rec for a in args if isinstance(a, Var))
+    operands = []
+    for a in args:
+        if isinstance(a, Var):
+            if a.rec is not rec:
+                raise ValueError("traced values from two different recordings cannot be combined")
+            operands.append(a)
+        else:
+            operands.append(rec.constant(_as_float(a)))
+    return rec.emit(name, tuple(operands))
+
+
+def _power(x: Var, c: float) -> Var:
+    """x ** c for a constant c: cheap ops for the common exponents, powc otherwise."""
+    if c == 1.0:
+        return x
+    if c == 0.0:
+        return x.rec.constant(1.0)  # pow(x, 0) == 1 for every x, NaN included
+    special = {2.0: "square", -1.0: "recip", 0.5: "sqrt"}.get(c)
+    return x.rec.emit(special, (x,)) if special else x.rec.emit("powc", (x,), c)
+
+
+def _binary(name: str, a, b):
+    """a (op) b with at most one side a constant: constant operands become immediates."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return _elementwise(name, (a, b))
+    if isinstance(a, Var) and isinstance(b, Var):
+        return _record(name, (a, b))
+    if isinstance(a, Var):
+        c = _as_float(b)
+        if name == "add":
+            return a.rec.emit("addc", (a,), c)
+        if name == "sub":
+            return a.rec.emit("addc", (a,), -c)  # x - c == x + (-c) in IEEE arithmetic
+        if name in ("mul", "div") and c == 1.0:
+            return a
+        if name in ("mul", "div"):
+            return a.rec.emit(name + "c", (a,), c)
+        if name == "pow":
+            return _power(a, c)
+    elif isinstance(b, Var):
+        c = _as_float(a)
+        if name == "add":
+            return b.rec.emit("addc", (b,), c)
+        if name == "mul":
+            return b if c == 1.0 else b.rec.emit("mulc", (b,), c)
+        if name == "sub":
+            return b.rec.emit("rsubc", (b,), c)
+        if name == "div":
+            return b.rec.emit("recip", (b,)) if c == 1.0 else b.rec.emit("rdivc", (b,), c)
+    else:
+        return _numeric(name, (a, b))
+    return _record(name, (a, b))
+
+
+def _numeric(name: str, args: tuple) -> float:
+    """An op on plain numbers: evaluated now with the table's own formula."""
+    values = [np.float64(_as_float(a)) for a in args] + [None] * (3 - len(args))
+    with np.errstate(all="ignore"):
+        return float(_NUMPY[name](*values, 0.0, None))
+
+
+_NUMPY = {spec.name: numpy_function(spec.primal) for spec in BY_NAME.values() if spec.code > CONST}
+
+
+def _elementwise(name: str, args: tuple):
+    """FUNCTIONS[name] mapped over arrays (and lists) with numpy broadcasting."""
+    arrays = [np.asarray(a, dtype=object) if isinstance(a, (list, tuple)) else _plain(a) for a in args]
+    return _wrap(np.frompyfunc(FUNCTIONS[name], len(args), 1)(*arrays))
+
+
+def _function(name: str) -> Callable:
+    """tapead.NAME: records on traced values, maps over arrays, evaluates numbers."""
+    arity = BY_NAME[name].arity
+
+    def fn(*args):
+        if len(args) != arity:
+            raise TypeError(f"tapead.{name} takes {arity} argument(s), got {len(args)}")
+        if any(isinstance(a, (np.ndarray, list, tuple)) for a in args):
+            return _elementwise(name, args)
+        if any(isinstance(a, Var) for a in args):
+            if arity == 2:
+                return _binary(name, *args)
+            return _record(name, args)
+        return _numeric(name, args)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise {name} of traced values, arrays of them, or numbers (op table row {name!r})."
+    return fn
+
+
+# every op but the structural ones and the constant-operand forms (addc, powc, ...)
+FUNCTIONS: dict[str, Callable] = {
+    spec.name: _function(spec.name) for spec in BY_NAME.values() if spec.code > CONST and not spec.uses_const
+}
+where = FUNCTIONS["where"]
+maximum = FUNCTIONS["maximum"]
+minimum = FUNCTIONS["minimum"]
+
+# numpy's object loops call these methods on each element: np.sin(a) calls a.sin()
+for _name, _fn in FUNCTIONS.items():
+    if not hasattr(Var, _name):
+        setattr(Var, _name, _fn)
+
+# numpy ufuncs that trace, and the tapead function each one becomes
+UFUNCS: dict[np.ufunc, str] = {
+    np.add: "add", np.subtract: "sub", np.multiply: "mul", np.true_divide: "div",
+    np.negative: "neg", np.power: "pow", np.square: "square", np.reciprocal: "recip",
+    np.sqrt: "sqrt", np.exp: "exp", np.log: "log", np.sin: "sin", np.cos: "cos",
+    np.tan: "tan", np.tanh: "tanh", np.absolute: "abs", np.fabs: "abs",
+    np.maximum: "maximum", np.minimum: "minimum",
+    np.less: "lt", np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge",
+    np.equal: "eq", np.not_equal: "ne",
+}
+
+
+def _dispatch_ufunc(ufunc, method, inputs, kwargs):
+    if kwargs.get("out") is not None:
+        raise TypeError(f"np.{ufunc.__name__}(..., out=...) cannot be traced: drop out=")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None and k != "out"}
+    plain = [_plain(a) for a in inputs]
+    if ufunc is np.matmul and method == "__call__":
+        return _wrap(np.matmul(*[np.asarray(a, dtype=object) for a in plain], **kwargs))
+    if ufunc is np.positive:
+        return _wrap(np.asarray(plain[0], dtype=object).copy()) if isinstance(plain[0], np.ndarray) else plain[0]
+    name = UFUNCS.get(ufunc)
+    if name is None:
+        raise TypeError(f"np.{ufunc.__name__} cannot be traced by tapead (no op for it)")
+    fn = FUNCTIONS[name]
+    if method == "__call__" and not any(isinstance(a, np.ndarray) for a in plain):
+        return fn(*plain)
+    kwargs.pop("dtype", None)
+    vec = np.frompyfunc(fn, ufunc.nin, 1)
+    return _wrap(getattr(vec, method)(*plain, **kwargs))
+
+
+def trace(f: Callable, n: int, n_params: int = 0) -> TapeData:
+    """Run ``f`` once on ``n`` traced inputs (and ``n_params`` parameters) and return its tape."""
+    for name, value in (("n", n), ("n_params", n_params)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise TypeError(f"{name} must be a non-negative int, got {value!r}")
+    if n < 1:
+        raise ValueError("n must be at least 1: the function needs an input")
+    rec = Recorder(n, n_params)
+    x = np.empty(n, dtype=object).view(TracedArray)
+    for i in range(n):
+        x[i] = Var(rec, i)
+    if n_params:
+        p = np.empty(n_params, dtype=object).view(TracedArray)
+        for j in range(n_params):
+            p[j] = Var(rec, n + j)
+        result = f(x, p)
+    else:
+        result = f(x)
+    if isinstance(result, Var) or _is_number(result):
+        flat, out_shape = [result], ()
+    else:
+        array = np.asarray(_plain(result) if isinstance(result, np.ndarray) else result, dtype=object)
+        flat, out_shape = list(array.ravel()), tuple(int(s) for s in array.shape)
+    if not flat:
+        raise ValueError("the function returned no outputs")
+    outputs = []
+    for y in flat:
+        if isinstance(y, Var):
+            if y.rec is not rec:
+                raise ValueError("the function returned a traced value from another recording")
+            outputs.append(y.slot)
+        elif _is_number(y):
+            outputs.append(rec.constant(float(y)).slot)
+        else:
+            raise TypeError(f"the function must return traced values or numbers, got {type(y).__name__}")
+    return rec.tape(outputs, out_shape, n, n_params)
