@@ -101,10 +101,10 @@ class Tape(TapeData):
         raise ValueError(f"X must have shape (N, {n}) or ({n},) for this tape's {n} inputs, got {X.shape}")
 
     def _split(self, args: tuple, extra: list[str], method: str) -> tuple:
-        names = (["P"] if self.n_params else []) + extra
-        if len(args) != len(names):
+        names = ["X"] + (["P"] if self.n_params else []) + extra
+        if len(args) != len(names) - 1:
             raise TypeError(
-                f"{method} takes (X, {', '.join(names)}) for a tape with {self.n_params} parameters, "
+                f"{method} takes ({', '.join(names)}) for a tape with {self.n_params} parameters, "
                 f"got {1 + len(args)} arguments"
             )
         if self.n_params:

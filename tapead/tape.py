@@ -68,6 +68,10 @@ class TapeData:
     def __str__(self) -> str:
         return format_tape(self)
 
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__}: {self.n_in} inputs, {self.n_params} parameters, "
+                f"{self.n_ops} instructions, outputs of shape {self.out_shape}>")
+
 
 def validate(tape: TapeData) -> TapeData:
     """Check every invariant of ``tape``; raise :class:`TapeError` naming the first broken one.
