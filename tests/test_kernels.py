@@ -97,3 +97,19 @@ def test_nan_at_one_point_does_not_touch_others(rng):
     for a, b in zip(clean, dirty):
         np.testing.assert_array_equal(a[others], b[others])
     assert np.isnan(dirty[0][137]) and np.isnan(dirty[0][500])
+
+
+def test_chain_feeding_only_dead_code_has_zero_adjoint(rng):
+    """Regression (found by hypothesis): adjoint rows are zeroed lazily, so a value read only
+    by dead instructions must still get a zeroed adjoint."""
+    import tapead
+
+    def f(x):
+        np.sin(x[0] * 3.0) + x[1]  # recorded, never used: dead code
+        return x[0] * 2.0
+
+    tape = tapead.record(f, 2)
+    for _ in range(3):
+        X = rng.normal(size=(5000, 2))
+        g = tape.gradient(X)
+        np.testing.assert_array_equal(g, np.tile([2.0, 0.0], (5000, 1)))
