@@ -16,6 +16,8 @@ when either factor is 0, so the inf/NaN partial of a branch that ``where``
 did not select, or of an unused input, never turns into NaN.
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -149,98 +151,255 @@ def _forward_primal_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs, 
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = np.power(x, y)
-            elif o == 18:  # exp
+            elif o == 18:  # hypot
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = np.hypot(x, y)
+            elif o == 19:  # exp
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.exp(x)
-            elif o == 19:  # log
+            elif o == 20:  # exp2
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.exp2(x)
+            elif o == 21:  # expm1
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.expm1(x)
+            elif o == 22:  # log
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.log(x)
-            elif o == 20:  # sin
+            elif o == 23:  # log2
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.log2(x)
+            elif o == 24:  # log10
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.log10(x)
+            elif o == 25:  # log1p
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.log1p(x)
+            elif o == 26:  # logaddexp
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
+            elif o == 27:  # sigmoid
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = 1.0 / (1.0 + np.exp(-x)) if x >= 0.0 else np.exp(x) / (1.0 + np.exp(x))
+            elif o == 28:  # softplus
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = (x if x > 0.0 else 0.0) + np.log1p(np.exp(-np.abs(x)))
+            elif o == 29:  # sin
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.sin(x)
-            elif o == 21:  # cos
+            elif o == 30:  # cos
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.cos(x)
-            elif o == 22:  # tan
+            elif o == 31:  # tan
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.tan(x)
-            elif o == 23:  # tanh
+            elif o == 32:  # arcsin
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arcsin(x)
+            elif o == 33:  # arccos
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arccos(x)
+            elif o == 34:  # arctan
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arctan(x)
+            elif o == 35:  # arctan2
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = np.arctan2(x, y)
+            elif o == 36:  # sinh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.sinh(x)
+            elif o == 37:  # cosh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.cosh(x)
+            elif o == 38:  # tanh
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.tanh(x)
-            elif o == 24:  # abs
+            elif o == 39:  # arcsinh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arcsinh(x)
+            elif o == 40:  # arccosh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arccosh(x)
+            elif o == 41:  # arctanh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arctanh(x)
+            elif o == 42:  # cbrt
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.cbrt(x)
+            elif o == 43:  # erf
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = math.erf(x)
+            elif o == 44:  # erfc
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = math.erfc(x)
+            elif o == 45:  # abs
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.abs(x)
-            elif o == 25:  # maximum
+            elif o == 46:  # copysign
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = np.copysign(x, y)
+            elif o == 47:  # sign
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.sign(x)
+            elif o == 48:  # floor
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.floor(x)
+            elif o == 49:  # ceil
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.ceil(x)
+            elif o == 50:  # rint
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.rint(x)
+            elif o == 51:  # maximum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = x if (x > y or x != x) else y
-            elif o == 26:  # minimum
+            elif o == 52:  # minimum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = x if (x < y or x != x) else y
-            elif o == 27:  # lt
+            elif o == 53:  # lt
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x < y else 0.0
-            elif o == 28:  # le
+            elif o == 54:  # le
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x <= y else 0.0
-            elif o == 29:  # gt
+            elif o == 55:  # gt
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x > y else 0.0
-            elif o == 30:  # ge
+            elif o == 56:  # ge
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x >= y else 0.0
-            elif o == 31:  # eq
+            elif o == 57:  # eq
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x == y else 0.0
-            elif o == 32:  # ne
+            elif o == 58:  # ne
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x != y else 0.0
-            elif o == 33:  # where
+            elif o == 59:  # land
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if (x != 0.0 and y != 0.0) else 0.0
+            elif o == 60:  # lor
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if (x != 0.0 or y != 0.0) else 0.0
+            elif o == 61:  # lnot
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = 1.0 if x == 0.0 else 0.0
+            elif o == 62:  # where
                 a0 = arg0[i]
                 a1 = arg1[i]
                 a2 = arg2[i]
@@ -468,7 +627,20 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
-            elif o == 18:  # exp
+            elif o == 18:  # hypot
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = np.hypot(x, y)
+                    v[i, p] = z
+                    d0[p] = 0.0 if z == 0.0 else x / z
+                    d1[p] = 0.0 if z == 0.0 else y / z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            elif o == 19:  # exp
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
@@ -478,7 +650,27 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-            elif o == 19:  # log
+            elif o == 20:  # exp2
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.exp2(x)
+                    v[i, p] = z
+                    d0[p] = z * 0.6931471805599453
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 21:  # expm1
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.expm1(x)
+                    v[i, p] = z
+                    d0[p] = np.exp(x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 22:  # log
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
@@ -488,7 +680,70 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-            elif o == 20:  # sin
+            elif o == 23:  # log2
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.log2(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / (x * 0.6931471805599453)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 24:  # log10
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.log10(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / (x * 2.302585092994046)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 25:  # log1p
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.log1p(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / (1.0 + x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 26:  # logaddexp
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
+                    v[i, p] = z
+                    d0[p] = np.exp(x - z)
+                    d1[p] = np.exp(y - z)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            elif o == 27:  # sigmoid
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = 1.0 / (1.0 + np.exp(-x)) if x >= 0.0 else np.exp(x) / (1.0 + np.exp(x))
+                    v[i, p] = z
+                    d0[p] = np.exp(-np.abs(x)) / ((1.0 + np.exp(-np.abs(x))) * (1.0 + np.exp(-np.abs(x))))
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 28:  # softplus
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = (x if x > 0.0 else 0.0) + np.log1p(np.exp(-np.abs(x)))
+                    v[i, p] = z
+                    d0[p] = 1.0 / (1.0 + np.exp(-x)) if x >= 0.0 else np.exp(x) / (1.0 + np.exp(x))
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 29:  # sin
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
@@ -498,7 +753,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-            elif o == 21:  # cos
+            elif o == 30:  # cos
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
@@ -508,7 +763,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-            elif o == 22:  # tan
+            elif o == 31:  # tan
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
@@ -518,17 +773,140 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-            elif o == 23:  # tanh
+            elif o == 32:  # arcsin
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.arcsin(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 33:  # arccos
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.arccos(x)
+                    v[i, p] = z
+                    d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 34:  # arctan
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.arctan(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / (1.0 + x * x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 35:  # arctan2
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = np.arctan2(x, y)
+                    v[i, p] = z
+                    d0[p] = y / (x * x + y * y)
+                    d1[p] = -x / (x * x + y * y)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            elif o == 36:  # sinh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.sinh(x)
+                    v[i, p] = z
+                    d0[p] = np.cosh(x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 37:  # cosh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.cosh(x)
+                    v[i, p] = z
+                    d0[p] = np.sinh(x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 38:  # tanh
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     z = np.tanh(x)
                     v[i, p] = z
-                    d0[p] = 1.0 - z * z
+                    d0[p] = (1.0 - z) * (1.0 + z) if np.abs(x) < 1.0 else 4.0 * np.exp(-2.0 * np.abs(x)) / ((1.0 + np.exp(-2.0 * np.abs(x))) * (1.0 + np.exp(-2.0 * np.abs(x))))
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-            elif o == 24:  # abs
+            elif o == 39:  # arcsinh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.arcsinh(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / np.hypot(x, 1.0)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 40:  # arccosh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.arccosh(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 41:  # arctanh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.arctanh(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 42:  # cbrt
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.cbrt(x)
+                    v[i, p] = z
+                    d0[p] = 1.0 / (3.0 * z * z)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 43:  # erf
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = math.erf(x)
+                    v[i, p] = z
+                    d0[p] = 1.1283791670955126 * np.exp(-x * x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 44:  # erfc
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = math.erfc(x)
+                    v[i, p] = z
+                    d0[p] = -1.1283791670955126 * np.exp(-x * x)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 45:  # abs
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
@@ -538,7 +916,55 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
-            elif o == 25:  # maximum
+            elif o == 46:  # copysign
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = np.copysign(x, y)
+                    v[i, p] = z
+                    d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            elif o == 47:  # sign
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.sign(x)
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 48:  # floor
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.floor(x)
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 49:  # ceil
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.ceil(x)
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 50:  # rint
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = np.rint(x)
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 51:  # maximum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
@@ -551,7 +977,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
-            elif o == 26:  # minimum
+            elif o == 52:  # minimum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
@@ -564,7 +990,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
-            elif o == 27:  # lt
+            elif o == 53:  # lt
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
@@ -575,7 +1001,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = 0.0
-            elif o == 28:  # le
+            elif o == 54:  # le
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
@@ -586,7 +1012,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = 0.0
-            elif o == 29:  # gt
+            elif o == 55:  # gt
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
@@ -597,7 +1023,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = 0.0
-            elif o == 30:  # ge
+            elif o == 56:  # ge
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
@@ -608,7 +1034,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = 0.0
-            elif o == 31:  # eq
+            elif o == 57:  # eq
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
@@ -619,7 +1045,7 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = 0.0
-            elif o == 32:  # ne
+            elif o == 58:  # ne
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
@@ -630,7 +1056,38 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                 for d in range(q):
                     for p in range(m):
                         v_dot[i, d, p] = 0.0
-            elif o == 33:  # where
+            elif o == 59:  # land
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = 1.0 if (x != 0.0 and y != 0.0) else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 60:  # lor
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = 1.0 if (x != 0.0 or y != 0.0) else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 61:  # lnot
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    z = 1.0 if x == 0.0 else 0.0
+                    v[i, p] = z
+                for d in range(q):
+                    for p in range(m):
+                        v_dot[i, d, p] = 0.0
+            elif o == 62:  # where
                 a0 = arg0[i]
                 a1 = arg1[i]
                 a2 = arg2[i]
@@ -784,98 +1241,255 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = np.power(x, y)
-            elif o == 18:  # exp
+            elif o == 18:  # hypot
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = np.hypot(x, y)
+            elif o == 19:  # exp
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.exp(x)
-            elif o == 19:  # log
+            elif o == 20:  # exp2
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.exp2(x)
+            elif o == 21:  # expm1
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.expm1(x)
+            elif o == 22:  # log
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.log(x)
-            elif o == 20:  # sin
+            elif o == 23:  # log2
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.log2(x)
+            elif o == 24:  # log10
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.log10(x)
+            elif o == 25:  # log1p
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.log1p(x)
+            elif o == 26:  # logaddexp
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
+            elif o == 27:  # sigmoid
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = 1.0 / (1.0 + np.exp(-x)) if x >= 0.0 else np.exp(x) / (1.0 + np.exp(x))
+            elif o == 28:  # softplus
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = (x if x > 0.0 else 0.0) + np.log1p(np.exp(-np.abs(x)))
+            elif o == 29:  # sin
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.sin(x)
-            elif o == 21:  # cos
+            elif o == 30:  # cos
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.cos(x)
-            elif o == 22:  # tan
+            elif o == 31:  # tan
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.tan(x)
-            elif o == 23:  # tanh
+            elif o == 32:  # arcsin
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arcsin(x)
+            elif o == 33:  # arccos
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arccos(x)
+            elif o == 34:  # arctan
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arctan(x)
+            elif o == 35:  # arctan2
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = np.arctan2(x, y)
+            elif o == 36:  # sinh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.sinh(x)
+            elif o == 37:  # cosh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.cosh(x)
+            elif o == 38:  # tanh
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.tanh(x)
-            elif o == 24:  # abs
+            elif o == 39:  # arcsinh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arcsinh(x)
+            elif o == 40:  # arccosh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arccosh(x)
+            elif o == 41:  # arctanh
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.arctanh(x)
+            elif o == 42:  # cbrt
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.cbrt(x)
+            elif o == 43:  # erf
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = math.erf(x)
+            elif o == 44:  # erfc
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = math.erfc(x)
+            elif o == 45:  # abs
                 a0 = arg0[i]
                 for p in range(m):
                     x = v[a0, p]
                     v[i, p] = np.abs(x)
-            elif o == 25:  # maximum
+            elif o == 46:  # copysign
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = np.copysign(x, y)
+            elif o == 47:  # sign
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.sign(x)
+            elif o == 48:  # floor
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.floor(x)
+            elif o == 49:  # ceil
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.ceil(x)
+            elif o == 50:  # rint
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = np.rint(x)
+            elif o == 51:  # maximum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = x if (x > y or x != x) else y
-            elif o == 26:  # minimum
+            elif o == 52:  # minimum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = x if (x < y or x != x) else y
-            elif o == 27:  # lt
+            elif o == 53:  # lt
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x < y else 0.0
-            elif o == 28:  # le
+            elif o == 54:  # le
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x <= y else 0.0
-            elif o == 29:  # gt
+            elif o == 55:  # gt
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x > y else 0.0
-            elif o == 30:  # ge
+            elif o == 56:  # ge
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x >= y else 0.0
-            elif o == 31:  # eq
+            elif o == 57:  # eq
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x == y else 0.0
-            elif o == 32:  # ne
+            elif o == 58:  # ne
                 a0 = arg0[i]
                 a1 = arg1[i]
                 for p in range(m):
                     x = v[a0, p]
                     y = v[a1, p]
                     v[i, p] = 1.0 if x != y else 0.0
-            elif o == 33:  # where
+            elif o == 59:  # land
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if (x != 0.0 and y != 0.0) else 0.0
+            elif o == 60:  # lor
+                a0 = arg0[i]
+                a1 = arg1[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    v[i, p] = 1.0 if (x != 0.0 or y != 0.0) else 0.0
+            elif o == 61:  # lnot
+                a0 = arg0[i]
+                for p in range(m):
+                    x = v[a0, p]
+                    v[i, p] = 1.0 if x == 0.0 else 0.0
+            elif o == 62:  # where
                 a0 = arg0[i]
                 a1 = arg1[i]
                 a2 = arg2[i]
@@ -1100,7 +1714,30 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
                         v_bar[a1, d, p] += _mz(d1[p], z_bar)
-            elif o == 18:  # exp
+            elif o == 18:  # hypot
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        y = v[a1, p]
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(0.0 if z == 0.0 else x / z, z_bar)
+                        v_bar[a1, 0, p] += _mz(0.0 if z == 0.0 else y / z, z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = v[i, p]
+                    d0[p] = 0.0 if z == 0.0 else x / z
+                    d1[p] = 0.0 if z == 0.0 else y / z
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+            elif o == 19:  # exp
                 a0 = arg0[i]
                 if r == 1:
                     for p in range(m):
@@ -1115,7 +1752,37 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                     for p in range(m):
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
-            elif o == 19:  # log
+            elif o == 20:  # exp2
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(z * 0.6931471805599453, z_bar)
+                    continue
+                for p in range(m):
+                    z = v[i, p]
+                    d0[p] = z * 0.6931471805599453
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 21:  # expm1
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(np.exp(x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = np.exp(x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 22:  # log
                 a0 = arg0[i]
                 if r == 1:
                     for p in range(m):
@@ -1130,7 +1797,105 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                     for p in range(m):
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
-            elif o == 20:  # sin
+            elif o == 23:  # log2
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / (x * 0.6931471805599453), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / (x * 0.6931471805599453)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 24:  # log10
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / (x * 2.302585092994046), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / (x * 2.302585092994046)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 25:  # log1p
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / (1.0 + x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / (1.0 + x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 26:  # logaddexp
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        y = v[a1, p]
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(np.exp(x - z), z_bar)
+                        v_bar[a1, 0, p] += _mz(np.exp(y - z), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    z = v[i, p]
+                    d0[p] = np.exp(x - z)
+                    d1[p] = np.exp(y - z)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+            elif o == 27:  # sigmoid
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(np.exp(-np.abs(x)) / ((1.0 + np.exp(-np.abs(x))) * (1.0 + np.exp(-np.abs(x)))), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = np.exp(-np.abs(x)) / ((1.0 + np.exp(-np.abs(x))) * (1.0 + np.exp(-np.abs(x))))
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 28:  # softplus
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / (1.0 + np.exp(-x)) if x >= 0.0 else np.exp(x) / (1.0 + np.exp(x)), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / (1.0 + np.exp(-x)) if x >= 0.0 else np.exp(x) / (1.0 + np.exp(x))
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 29:  # sin
                 a0 = arg0[i]
                 if r == 1:
                     for p in range(m):
@@ -1145,7 +1910,7 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                     for p in range(m):
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
-            elif o == 21:  # cos
+            elif o == 30:  # cos
                 a0 = arg0[i]
                 if r == 1:
                     for p in range(m):
@@ -1160,7 +1925,7 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                     for p in range(m):
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
-            elif o == 22:  # tan
+            elif o == 31:  # tan
                 a0 = arg0[i]
                 if r == 1:
                     for p in range(m):
@@ -1175,22 +1940,210 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                     for p in range(m):
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
-            elif o == 23:  # tanh
+            elif o == 32:  # arcsin
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 33:  # arccos
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(-1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 34:  # arctan
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / (1.0 + x * x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / (1.0 + x * x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 35:  # arctan2
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        y = v[a1, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(y / (x * x + y * y), z_bar)
+                        v_bar[a1, 0, p] += _mz(-x / (x * x + y * y), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    d0[p] = y / (x * x + y * y)
+                    d1[p] = -x / (x * x + y * y)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[a1, d, p] += _mz(d1[p], z_bar)
+            elif o == 36:  # sinh
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(np.cosh(x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = np.cosh(x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 37:  # cosh
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(np.sinh(x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = np.sinh(x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 38:  # tanh
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z = v[i, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz((1.0 - z) * (1.0 + z) if np.abs(x) < 1.0 else 4.0 * np.exp(-2.0 * np.abs(x)) / ((1.0 + np.exp(-2.0 * np.abs(x))) * (1.0 + np.exp(-2.0 * np.abs(x)))), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    z = v[i, p]
+                    d0[p] = (1.0 - z) * (1.0 + z) if np.abs(x) < 1.0 else 4.0 * np.exp(-2.0 * np.abs(x)) / ((1.0 + np.exp(-2.0 * np.abs(x))) * (1.0 + np.exp(-2.0 * np.abs(x))))
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 39:  # arcsinh
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / np.hypot(x, 1.0), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / np.hypot(x, 1.0)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 40:  # arccosh
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / np.sqrt((x - 1.0) * (x + 1.0)), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 41:  # arctanh
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.0 / ((1.0 - x) * (1.0 + x)), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 42:  # cbrt
                 a0 = arg0[i]
                 if r == 1:
                     for p in range(m):
                         z = v[i, p]
                         z_bar = v_bar[i, 0, p]
-                        v_bar[a0, 0, p] += _mz(1.0 - z * z, z_bar)
+                        v_bar[a0, 0, p] += _mz(1.0 / (3.0 * z * z), z_bar)
                     continue
                 for p in range(m):
                     z = v[i, p]
-                    d0[p] = 1.0 - z * z
+                    d0[p] = 1.0 / (3.0 * z * z)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
-            elif o == 24:  # abs
+            elif o == 43:  # erf
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(1.1283791670955126 * np.exp(-x * x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = 1.1283791670955126 * np.exp(-x * x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 44:  # erfc
+                a0 = arg0[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(-1.1283791670955126 * np.exp(-x * x), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    d0[p] = -1.1283791670955126 * np.exp(-x * x)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 45:  # abs
                 a0 = arg0[i]
                 if r == 1:
                     for p in range(m):
@@ -1205,7 +2158,25 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                     for p in range(m):
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
-            elif o == 25:  # maximum
+            elif o == 46:  # copysign
+                a0 = arg0[i]
+                a1 = arg1[i]
+                if r == 1:
+                    for p in range(m):
+                        x = v[a0, p]
+                        y = v[a1, p]
+                        z_bar = v_bar[i, 0, p]
+                        v_bar[a0, 0, p] += _mz(0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y), z_bar)
+                    continue
+                for p in range(m):
+                    x = v[a0, p]
+                    y = v[a1, p]
+                    d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
+                for d in range(r):
+                    for p in range(m):
+                        z_bar = v_bar[i, d, p]
+                        v_bar[a0, d, p] += _mz(d0[p], z_bar)
+            elif o == 51:  # maximum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 if r == 1:
@@ -1226,7 +2197,7 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
                         v_bar[a1, d, p] += _mz(d1[p], z_bar)
-            elif o == 26:  # minimum
+            elif o == 52:  # minimum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 if r == 1:
@@ -1247,7 +2218,7 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, const, n_in, n_params, outputs,
                         z_bar = v_bar[i, d, p]
                         v_bar[a0, d, p] += _mz(d0[p], z_bar)
                         v_bar[a1, d, p] += _mz(d1[p], z_bar)
-            elif o == 33:  # where
+            elif o == 62:  # where
                 a0 = arg0[i]
                 a1 = arg1[i]
                 a2 = arg2[i]

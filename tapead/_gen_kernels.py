@@ -39,6 +39,8 @@ when either factor is 0, so the inf/NaN partial of a branch that ``where``
 did not select, or of an unused input, never turns into NaN.
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 

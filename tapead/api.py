@@ -16,6 +16,7 @@ from functools import cached_property
 import numba
 import numpy as np
 
+from tapead.diagnose import NonFinite, diagnose_point
 from tapead.tape import TapeData, validate
 from tapead.tracer import trace
 
@@ -236,8 +237,37 @@ class Tape(TapeData):
         x_bar = X_bar[:, :, 0]
         return self._shape_out(Y, batched), (x_bar if batched else x_bar[0])
 
+    def find_nonfinite(self, X, *args, limit: int = 100) -> list[NonFinite]:
+        """For each point whose outputs or gradient are not finite: where it went wrong.
 
-def record(f: Callable, n: int, n_params: int = 0) -> Tape:
+        The gradient is that of the sum of the outputs (one reverse sweep). Each
+        :class:`~tapead.diagnose.NonFinite` names the point's index, the first
+        instruction that produced a non-finite value (or, if all values are finite,
+        the first non-finite contribution of the reverse sweep), its op and operand
+        values, and the line of ``f`` that recorded it. At most ``limit`` points.
+
+        Examples
+        --------
+        >>> import numpy as np, tapead
+        >>> tape = tapead.record(lambda x: np.sqrt(x[0]) * np.log(x[1]), 2)
+        >>> [(r.point, r.op, r.stage) for r in tape.find_nonfinite(np.array([[1.0, 2.0], [4.0, -1.0], [0.0, 2.0]]))]
+        [(1, 'log', 'value'), (2, 'sqrt', 'derivative')]
+        """
+        (P,) = self._split(args, [], "find_nonfinite")
+        X, _ = self._points(X)
+        params, step = self._params(P, X.shape[0])
+        y_bar = np.ones(self.n_out)
+        Y, X_bar = self._adjoint(X, P, y_bar.reshape(1, -1, 1), 0)
+        finite = np.isfinite(Y).all(axis=1) & np.isfinite(X_bar).all(axis=(1, 2))
+        found = []
+        for k in np.flatnonzero(~finite)[:limit]:
+            report = diagnose_point(self, int(k), X[k], params[k * step], y_bar)
+            if report is not None:
+                found.append(report)
+        return found
+
+
+def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True) -> Tape:
     """Record ``f`` once into a :class:`Tape`.
 
     Parameters
@@ -250,6 +280,9 @@ def record(f: Callable, n: int, n_params: int = 0) -> Tape:
         Number of inputs.
     n_params : int, optional
         Number of parameters: per-point constants that are never differentiated.
+    source_lines : bool, optional
+        Remember which line of ``f`` recorded each instruction, for
+        :meth:`Tape.find_nonfinite` (costs about a microsecond per op while recording).
 
     Examples
     --------
@@ -264,4 +297,4 @@ def record(f: Callable, n: int, n_params: int = 0) -> Tape:
     >>> tape(np.array([[2.0, 3.0], [4.0, 5.0]])).tolist()
     [6.0, 20.0]
     """
-    return Tape.from_data(trace(f, n, n_params))
+    return Tape.from_data(trace(f, n, n_params, source_lines))

@@ -22,6 +22,7 @@ and a tie in maximum/minimum splits the derivative 1/2 : 1/2. Step functions
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +68,15 @@ _POS = (0.2, 4.0)
 _NZ = (0.5, 3.0)  # the tests also flip its sign at random: away from zero
 
 ZERO2 = ("0.0", "0.0", "0.0")
+LN2 = math.log(2.0)
+LN10 = math.log(10.0)
+TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_DTANH = (
+    "(1.0 - z) * (1.0 + z) if np.abs(x) < 1.0 else "
+    "4.0 * np.exp(-2.0 * np.abs(x)) / ((1.0 + np.exp(-2.0 * np.abs(x))) * (1.0 + np.exp(-2.0 * np.abs(x))))"
+)
+_SIGMOID = "1.0 / (1.0 + np.exp(-x)) if x >= 0.0 else np.exp(x) / (1.0 + np.exp(x))"
+_DSIGMOID = "np.exp(-np.abs(x)) / ((1.0 + np.exp(-np.abs(x))) * (1.0 + np.exp(-np.abs(x))))"
 ZERO6 = ("0.0",) * 6
 
 
@@ -104,19 +114,78 @@ def _rows() -> list[OpSpec]:
            "0.0 if y == 0.0 else np.power(x, y - 1.0) * (1.0 + y * np.log(x))",
            "0.0 if z == 0.0 else z * np.log(x) * np.log(x)"),
           "{x}**{y}", (_POS, _R)),
+        S("hypot", 2, "np.hypot(x, y)",
+          ("0.0 if z == 0.0 else x / z", "0.0 if z == 0.0 else y / z"),
+          ("0.0 if z == 0.0 else y * y / (z * z * z)", "0.0 if z == 0.0 else -x * y / (z * z * z)",
+           "0.0 if z == 0.0 else x * x / (z * z * z)"),
+          "hypot({x}, {y})", (_R, _R), note="partials taken as 0 at (0, 0)"),
         # ---- exp and log ----
         S("exp", 1, "np.exp(x)", ("z",), ("z",), "exp {x}", (_R,)),
+        S("exp2", 1, "np.exp2(x)", (f"z * {LN2!r}",), (f"z * {LN2 * LN2!r}",), "exp2 {x}", (_R,)),
+        S("expm1", 1, "np.expm1(x)", ("np.exp(x)",), ("np.exp(x)",), "expm1 {x}", (_R,)),
         S("log", 1, "np.log(x)", ("1.0 / x",), ("-1.0 / (x * x)",), "log {x}", (_POS,)),
+        S("log2", 1, "np.log2(x)", (f"1.0 / (x * {LN2!r})",), (f"-1.0 / (x * x * {LN2!r})",), "log2 {x}",
+          (_POS,)),
+        S("log10", 1, "np.log10(x)", (f"1.0 / (x * {LN10!r})",), (f"-1.0 / (x * x * {LN10!r})",),
+          "log10 {x}", (_POS,)),
+        S("log1p", 1, "np.log1p(x)", ("1.0 / (1.0 + x)",), ("-1.0 / ((1.0 + x) * (1.0 + x))",), "log1p {x}",
+          ((-0.8, 3.0),)),
+        S("logaddexp", 2,
+          f"x + {LN2!r} if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))",
+          ("np.exp(x - z)", "np.exp(y - z)"),
+          ("np.exp(x - z) * np.exp(y - z)", "-np.exp(x - z) * np.exp(y - z)", "np.exp(x - z) * np.exp(y - z)"),
+          "logaddexp({x}, {y})", (_R, _R)),
+        # sigmoid and softplus in their overflow-free forms; sigma' = e / (1 + e)^2
+        # with e = exp(-|x|) keeps full relative accuracy in both tails.
+        S("sigmoid", 1, _SIGMOID, (_DSIGMOID,), (f"-np.tanh(0.5 * x) * {_DSIGMOID}",), "sigmoid {x}", (_R,)),
+        S("softplus", 1, "(x if x > 0.0 else 0.0) + np.log1p(np.exp(-np.abs(x)))", (_SIGMOID,), (_DSIGMOID,),
+          "softplus {x}", (_R,)),
         # ---- trigonometric and hyperbolic ----
         S("sin", 1, "np.sin(x)", ("np.cos(x)",), ("-z",), "sin {x}", (_R,)),
         S("cos", 1, "np.cos(x)", ("-np.sin(x)",), ("-z",), "cos {x}", (_R,)),
         S("tan", 1, "np.tan(x)", ("1.0 + z * z",), ("2.0 * z * (1.0 + z * z)",), "tan {x}",
           ((-1.2, 1.2),)),
-        S("tanh", 1, "np.tanh(x)", ("1.0 - z * z",), ("-2.0 * z * (1.0 - z * z)",), "tanh {x}",
-          (_R,)),
+        # (1 - x)(1 + x) rather than 1 - x*x: no cancellation near |x| = 1
+        S("arcsin", 1, "np.arcsin(x)", ("1.0 / np.sqrt((1.0 - x) * (1.0 + x))",),
+          ("x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x)))",), "arcsin {x}", ((-0.9, 0.9),)),
+        S("arccos", 1, "np.arccos(x)", ("-1.0 / np.sqrt((1.0 - x) * (1.0 + x))",),
+          ("-x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x)))",), "arccos {x}", ((-0.9, 0.9),)),
+        S("arctan", 1, "np.arctan(x)", ("1.0 / (1.0 + x * x)",),
+          ("-2.0 * x / ((1.0 + x * x) * (1.0 + x * x))",), "arctan {x}", (_R,)),
+        S("arctan2", 2, "np.arctan2(x, y)", ("y / (x * x + y * y)", "-x / (x * x + y * y)"),
+          ("-2.0 * x * y / ((x * x + y * y) * (x * x + y * y))",
+           "(x * x - y * y) / ((x * x + y * y) * (x * x + y * y))",
+           "2.0 * x * y / ((x * x + y * y) * (x * x + y * y))"),
+          "arctan2({x}, {y})", (_NZ, _NZ)),
+        S("sinh", 1, "np.sinh(x)", ("np.cosh(x)",), ("z",), "sinh {x}", (_R,)),
+        S("cosh", 1, "np.cosh(x)", ("np.sinh(x)",), ("z",), "cosh {x}", (_R,)),
+        # tanh' = 1 - z^2 loses all accuracy as |z| -> 1 (it is 0 from x = 19 on);
+        # 4e/(1+e)^2 with e = exp(-2|x|) does not, and costs an exp: used for |x| >= 1.
+        S("tanh", 1, "np.tanh(x)", (_DTANH,), (f"-2.0 * z * ({_DTANH})",), "tanh {x}", (_R,)),
+        S("arcsinh", 1, "np.arcsinh(x)", ("1.0 / np.hypot(x, 1.0)",),
+          ("-x / (np.hypot(x, 1.0) * np.hypot(x, 1.0) * np.hypot(x, 1.0))",), "arcsinh {x}", (_R,)),
+        S("arccosh", 1, "np.arccosh(x)", ("1.0 / np.sqrt((x - 1.0) * (x + 1.0))",),
+          ("-x / ((x - 1.0) * (x + 1.0) * np.sqrt((x - 1.0) * (x + 1.0)))",), "arccosh {x}", ((1.2, 4.0),)),
+        S("arctanh", 1, "np.arctanh(x)", ("1.0 / ((1.0 - x) * (1.0 + x))",),
+          ("2.0 * x / ((1.0 - x) * (1.0 + x) * (1.0 - x) * (1.0 + x))",), "arctanh {x}", ((-0.9, 0.9),)),
+        # ---- roots and special functions ----
+        S("cbrt", 1, "np.cbrt(x)", ("1.0 / (3.0 * z * z)",), ("-2.0 / (9.0 * z * z * z * z * z)",), "cbrt {x}",
+          (_NZ,)),
+        S("erf", 1, "math.erf(x)", (f"{TWO_OVER_SQRT_PI!r} * np.exp(-x * x)",),
+          (f"{-2 * TWO_OVER_SQRT_PI!r} * x * np.exp(-x * x)",), "erf {x}", (_R,)),
+        S("erfc", 1, "math.erfc(x)", (f"{-TWO_OVER_SQRT_PI!r} * np.exp(-x * x)",),
+          (f"{2 * TWO_OVER_SQRT_PI!r} * x * np.exp(-x * x)",), "erfc {x}", (_R,)),
         # ---- non-smooth ----
         S("abs", 1, "np.abs(x)", ("np.sign(x)",), ("0.0",), "abs {x}", (_NZ,), False,
           "abs'(0) = 0"),
+        S("copysign", 2, "np.copysign(x, y)",
+          ("0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)", "0.0"), ZERO2,
+          "copysign({x}, {y})", (_NZ, _NZ), False, "d/dx = 0 at x = 0 (as abs); d/dy = 0"),
+        S("sign", 1, "np.sign(x)", ("0.0",), ("0.0",), "sign {x}", (_NZ,), False, "derivative 0"),
+        S("floor", 1, "np.floor(x)", ("0.0",), ("0.0",), "floor {x}", (_R,), False, "derivative 0"),
+        S("ceil", 1, "np.ceil(x)", ("0.0",), ("0.0",), "ceil {x}", (_R,), False, "derivative 0"),
+        S("rint", 1, "np.rint(x)", ("0.0",), ("0.0",), "rint {x}", (_R,), False,
+          "derivative 0; rounds half to even, as numpy"),
         S("maximum", 2, "x if (x > y or x != x) else y",
           ("1.0 if x > y else (0.5 if x == y else 0.0)",
            "1.0 if y > x else (0.5 if x == y else 0.0)"),
@@ -132,6 +201,11 @@ def _rows() -> list[OpSpec]:
         S("ge", 2, "1.0 if x >= y else 0.0", ("0.0", "0.0"), ZERO2, "{x} >= {y}", (_R, _R), False),
         S("eq", 2, "1.0 if x == y else 0.0", ("0.0", "0.0"), ZERO2, "{x} == {y}", (_R, _R), False),
         S("ne", 2, "1.0 if x != y else 0.0", ("0.0", "0.0"), ZERO2, "{x} != {y}", (_R, _R), False),
+        S("land", 2, "1.0 if (x != 0.0 and y != 0.0) else 0.0", ("0.0", "0.0"), ZERO2, "{x} and {y}",
+          ((-1.0, 1.0), (-1.0, 1.0)), False),
+        S("lor", 2, "1.0 if (x != 0.0 or y != 0.0) else 0.0", ("0.0", "0.0"), ZERO2, "{x} or {y}",
+          ((-1.0, 1.0), (-1.0, 1.0)), False),
+        S("lnot", 1, "1.0 if x == 0.0 else 0.0", ("0.0",), ("0.0",), "not {x}", ((-1.0, 1.0),), False),
         # where(x, y, w): y where x is true (nonzero or NaN, as numpy), else w.
         # A select, not x*y + (1-x)*w, so the unselected branch's inf/NaN never
         # leaks into the value; the sweeps' zero-skipping keeps it out of the
@@ -183,4 +257,4 @@ def numpy_function(expr: str):
 
     Only the package's own table strings reach this, never user input.
     """
-    return eval(f"lambda x, y, w, c, z: {expr}", {"np": np})  # noqa: S307
+    return eval(f"lambda x, y, w, c, z: {expr}", {"np": np, "math": math})  # noqa: S307

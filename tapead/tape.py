@@ -48,6 +48,9 @@ class TapeData:
     n_in: int
     n_params: int = 0
     out_shape: tuple[int, ...] = ()
+    # optional: per slot, an index into ``source`` ("file:line" that recorded it), or -1
+    source: tuple[str, ...] = ()
+    source_index: np.ndarray | None = None
 
     @property
     def n_slots(self) -> int:
@@ -130,6 +133,14 @@ def validate(tape: TapeData) -> TapeData:
         raise TapeError(f"tape.out_shape must be a tuple of non-negative ints, got {shape!r}")
     if int(np.prod(shape, dtype=np.int64)) != outputs.size:
         raise TapeError(f"tape.out_shape {shape} does not hold its {outputs.size} outputs")
+    where = tape.source_index
+    if where is not None:
+        if not isinstance(where, np.ndarray) or where.dtype != INDEX_DTYPE or where.shape != (n_slots,):
+            raise TapeError(f"tape.source_index must be an int32 array of {n_slots} entries")
+        if where.size and (where.min() < -1 or where.max() >= len(tape.source)):
+            raise TapeError("tape.source_index points outside tape.source")
+    if not all(isinstance(s, str) for s in tape.source):
+        raise TapeError("tape.source must be a tuple of strings")
     return tape
 
 

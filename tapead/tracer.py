@@ -15,6 +15,8 @@ numpy's object loops look for (``Var.sin`` and so on).
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -38,17 +40,20 @@ _FLOAT_ERROR = (
 class Recorder:
     """The growing tape: parallel lists of opcodes, operand slots and immediates."""
 
-    def __init__(self, n_in: int, n_params: int) -> None:
+    def __init__(self, n_in: int, n_params: int, source_lines: bool = True) -> None:
         self.op: list[int] = [INPUT] * n_in + [PARAM] * n_params
         self.args: list[tuple[int, int, int]] = [(-1, -1, -1)] * (n_in + n_params)
         self.const: list[float] = [0.0] * (n_in + n_params)
         self._constants: dict[float, Var] = {}
+        self.source_lines = source_lines
+        self.where: list[tuple[str, int] | None] = [None] * (n_in + n_params)
 
     def emit(self, name: str, operands: tuple[Var, ...] = (), c: float = 0.0) -> Var:
         slots = [a.slot for a in operands]
         self.op.append(BY_NAME[name].code)
         self.args.append(tuple(slots + [-1] * (3 - len(slots))))
         self.const.append(float(c))
+        self.where.append(_user_line() if self.source_lines else None)
         return Var(self, len(self.op) - 1)
 
     def constant(self, c: float) -> Var:
@@ -62,6 +67,9 @@ class Recorder:
 
     def tape(self, outputs: list[int], out_shape: tuple[int, ...], n_in: int, n_params: int) -> TapeData:
         args = np.array(self.args, dtype=INDEX_DTYPE).reshape(-1, 3)
+        places = sorted({w for w in self.where if w is not None})
+        number = {w: k for k, w in enumerate(places)}
+        source_index = np.array([number.get(w, -1) for w in self.where], dtype=INDEX_DTYPE)
         return validate(
             TapeData(
                 op=np.array(self.op, dtype=OP_DTYPE),
@@ -73,8 +81,22 @@ class Recorder:
                 n_in=n_in,
                 n_params=n_params,
                 out_shape=out_shape,
+                source=tuple(f"{file}:{line}" for file, line in places),
+                source_index=source_index if places else None,
             )
         )
+
+
+# Frames of tapead's and numpy's own code are skipped to find the user's line.
+_INTERNAL_DIRS = (os.path.dirname(os.path.abspath(__file__)) + os.sep, os.path.dirname(np.__file__) + os.sep)
+
+
+def _user_line() -> tuple[str, int] | None:
+    """(file, line) of the innermost frame outside tapead and numpy: where the user recorded this op."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame = frame.f_back
+    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
 
 
 def _is_number(a: object) -> bool:
@@ -135,6 +157,19 @@ class Var:
     def __ge__(self, other): return _binary("ge", self, other)
     def __eq__(self, other): return _binary("eq", self, other)
     def __ne__(self, other): return _binary("ne", self, other)
+
+    # logic on conditions (nonzero is true) and rounding
+    def __and__(self, other): return _binary("land", self, other)
+    def __rand__(self, other): return _binary("land", other, self)
+    def __or__(self, other): return _binary("lor", self, other)
+    def __ror__(self, other): return _binary("lor", other, self)
+    def __invert__(self): return self.rec.emit("lnot", (self,))
+    def __round__(self, ndigits=None):
+        if ndigits is not None:
+            raise TypeError("round(x, ndigits) cannot be traced: use tapead.rint(x * 10**k) / 10**k")
+        return self.rec.emit("rint", (self,))
+    def __floor__(self): return self.rec.emit("floor", (self,))
+    def __ceil__(self): return self.rec.emit("ceil", (self,))
 
 
 class TracedArray(np.ndarray):
@@ -263,25 +298,59 @@ def _function(name: str) -> Callable:
 FUNCTIONS: dict[str, Callable] = {
     spec.name: _function(spec.name) for spec in BY_NAME.values() if spec.code > CONST and not spec.uses_const
 }
+
+
+def clip(x, lo=None, hi=None, out=None):
+    """numpy's clip: minimum(maximum(x, lo), hi); a bound of None is left out."""
+    if out is not None:
+        raise TypeError("clip(..., out=...) cannot be traced: drop out=")
+    if lo is not None:
+        x = FUNCTIONS["maximum"](x, lo)
+    return x if hi is None else FUNCTIONS["minimum"](x, hi)
+
+
+def logsumexp(xs):
+    """log(sum(exp(xs))) over a sequence, stable: the maximum is subtracted first.
+
+    Its derivative through the maximum cancels exactly, leaving softmax(xs).
+    """
+    xs = list(np.asarray(xs, dtype=object).ravel())
+    if not xs:
+        raise ValueError("logsumexp of an empty sequence")
+    m = xs[0]
+    for x in xs[1:]:
+        m = FUNCTIONS["maximum"](m, x)
+    total = FUNCTIONS["exp"](xs[0] - m)
+    for x in xs[1:]:
+        total = total + FUNCTIONS["exp"](x - m)
+    return FUNCTIONS["log"](total) + m
+
+
+FUNCTIONS.update(clip=clip, logsumexp=logsumexp)
+ALIASES = {
+    "asin": "arcsin", "acos": "arccos", "atan": "arctan", "atan2": "arctan2", "asinh": "arcsinh",
+    "acosh": "arccosh", "atanh": "arctanh", "power": "pow", "reciprocal": "recip", "absolute": "abs",
+    "round": "rint", "logical_and": "land", "logical_or": "lor", "logical_not": "lnot",
+    "subtract": "sub", "multiply": "mul", "divide": "div", "negative": "neg",
+}
+FUNCTIONS.update({alias: FUNCTIONS[name] for alias, name in ALIASES.items()})
 where = FUNCTIONS["where"]
 maximum = FUNCTIONS["maximum"]
 minimum = FUNCTIONS["minimum"]
 
-# numpy's object loops call these methods on each element: np.sin(a) calls a.sin()
-for _name, _fn in FUNCTIONS.items():
-    if not hasattr(Var, _name):
-        setattr(Var, _name, _fn)
-
-# numpy ufuncs that trace, and the tapead function each one becomes
-UFUNCS: dict[np.ufunc, str] = {
-    np.add: "add", np.subtract: "sub", np.multiply: "mul", np.true_divide: "div",
-    np.negative: "neg", np.power: "pow", np.square: "square", np.reciprocal: "recip",
-    np.sqrt: "sqrt", np.exp: "exp", np.log: "log", np.sin: "sin", np.cos: "cos",
-    np.tan: "tan", np.tanh: "tanh", np.absolute: "abs", np.fabs: "abs",
-    np.maximum: "maximum", np.minimum: "minimum",
-    np.less: "lt", np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge",
-    np.equal: "eq", np.not_equal: "ne",
+# numpy ufuncs (by __name__) that trace, and the tapead function each one becomes
+_NUMPY_NAMES = {name: name for name in FUNCTIONS} | {
+    "true_divide": "div", "fabs": "abs", "less": "lt", "less_equal": "le", "greater": "gt",
+    "greater_equal": "ge", "equal": "eq", "not_equal": "ne",
 }
+UFUNCS: dict[str, str] = {
+    name: target for name, target in _NUMPY_NAMES.items() if isinstance(getattr(np, name, None), np.ufunc)
+} | {"clip": "clip"}  # np.clip calls a ufunc named clip
+
+# numpy's object loops call a method named after the ufunc on each element: np.sin(a) calls a.sin()
+for _name, _target in UFUNCS.items():
+    if not hasattr(Var, _name):
+        setattr(Var, _name, FUNCTIONS[_target])
 
 
 def _dispatch_ufunc(ufunc, method, inputs, kwargs):
@@ -291,9 +360,9 @@ def _dispatch_ufunc(ufunc, method, inputs, kwargs):
     plain = [_plain(a) for a in inputs]
     if ufunc is np.matmul and method == "__call__":
         return _wrap(np.matmul(*[np.asarray(a, dtype=object) for a in plain], **kwargs))
-    if ufunc is np.positive:
+    if ufunc.__name__ == "positive":
         return _wrap(np.asarray(plain[0], dtype=object).copy()) if isinstance(plain[0], np.ndarray) else plain[0]
-    name = UFUNCS.get(ufunc)
+    name = UFUNCS.get(ufunc.__name__)
     if name is None:
         raise TypeError(f"np.{ufunc.__name__} cannot be traced by tapead (no op for it)")
     fn = FUNCTIONS[name]
@@ -304,14 +373,18 @@ def _dispatch_ufunc(ufunc, method, inputs, kwargs):
     return _wrap(getattr(vec, method)(*plain, **kwargs))
 
 
-def trace(f: Callable, n: int, n_params: int = 0) -> TapeData:
-    """Run ``f`` once on ``n`` traced inputs (and ``n_params`` parameters) and return its tape."""
+def trace(f: Callable, n: int, n_params: int = 0, source_lines: bool = True) -> TapeData:
+    """Run ``f`` once on ``n`` traced inputs (and ``n_params`` parameters) and return its tape.
+
+    With ``source_lines``, each instruction remembers the file and line of ``f``
+    that recorded it (for :meth:`Tape.find_nonfinite`).
+    """
     for name, value in (("n", n), ("n_params", n_params)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
             raise TypeError(f"{name} must be a non-negative int, got {value!r}")
     if n < 1:
         raise ValueError("n must be at least 1: the function needs an input")
-    rec = Recorder(n, n_params)
+    rec = Recorder(n, n_params, source_lines)
     x = np.empty(n, dtype=object).view(TracedArray)
     for i in range(n):
         x[i] = Var(rec, i)
