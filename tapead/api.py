@@ -16,7 +16,10 @@ from functools import cached_property
 import numba
 import numpy as np
 
+from tapead import sparsity
 from tapead.diagnose import NonFinite, diagnose_point
+from tapead.explain import Explanation, explain
+from tapead.minimize import ScipyFunctions
 from tapead.tape import TapeData, validate
 from tapead.tracer import trace
 
@@ -28,13 +31,29 @@ _SCRATCH_BUDGET = 256 * 1024
 _TILE_MIN, _TILE_MAX = 128, 512
 
 
-def tile_size(n_slots: int, n_dirs: int = 0) -> int:
-    """Points per tile: the largest power of two whose scratch fits the budget, within [128, 512]."""
+def tile_size(n_slots: int, n_dirs: int = 0, minimum: int = _TILE_MIN) -> int:
+    """Points per tile: the largest power of two whose scratch fits the budget, within [minimum, 512]."""
     per_point = 8 * n_slots * (1 + n_dirs)
     tile = _TILE_MAX
-    while tile > _TILE_MIN and tile * per_point > _SCRATCH_BUDGET:
+    while tile > minimum and tile * per_point > _SCRATCH_BUDGET:
         tile //= 2
     return tile
+
+
+# Directions per sweep for Jacobians and Hessians: more are split over several sweeps,
+# which keeps scratch (slots x directions x tile) bounded.
+_MAX_DIRECTIONS = 32
+
+
+def _chunks(q: int, size: int = _MAX_DIRECTIONS) -> list[slice]:
+    return [slice(k, min(q, k + size)) for k in range(0, q, size)]
+
+
+def jacobian_mode(n: int, m: int) -> str:
+    """The cheaper Jacobian sweep: forward costs about 1 + n tangent passes, reverse about
+    2 + 1.5 m (one primal, then m adjoint passes that each cost ~1.5 tangent passes;
+    measured in bench/jacobian_mode.py)."""
+    return "reverse" if 2 + 1.5 * m < 1 + n else "forward"
 
 
 _kernels = None
@@ -150,8 +169,12 @@ class Tape(TapeData):
             return
         n_tiles = -(-n_points // tile)
         n_threads = max(1, min(numba.get_num_threads(), n_tiles))
-        kernel(self.op, self.arg0, self.arg1, self.arg2, self.const, self.n_in, self.n_params,
-               self.outputs, X, P, p_step, *rest, tile, n_threads)
+        args = (self.op, self.arg0, self.arg1, self.arg2, self.const, self.n_in, self.n_params,
+                self.outputs, X, P, p_step, *rest, tile, n_threads)
+        if n_threads == 1:  # one tile (a single point, say): skip the thread pool's launch cost
+            getattr(_sweeps(), f"_{kernel.__name__}_tiles")(*args, 0)
+        else:
+            kernel(*args)
 
     # ---- sweeps ----
 
@@ -186,6 +209,36 @@ class Tape(TapeData):
         self._launch(_sweeps().reverse_adjoint, X, *self._params(P, X.shape[0]), self._last_use, W, w_step, Y, X_bar,
                      tile=tile_size(self.n_slots, r))
         return Y, X_bar
+
+    def _hessian(self, X, P, W, w_step, V, v_step) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Y, grad L, H_L @ V) for L = W . y, forward over reverse, directions in chunks."""
+        n_points, q = X.shape[0], V.shape[2]
+        Y = np.empty((n_points, self.n_out))
+        G = np.empty((n_points, self.n_in))
+        HV = np.empty((n_points, self.n_in, q))
+        params = self._params(P, n_points)
+        for cols in _chunks(q) or [slice(0, 0)]:
+            Vc = np.ascontiguousarray(V[:, :, cols])
+            H = np.empty((n_points, self.n_in, Vc.shape[2]))
+            self._launch(_sweeps().reverse_hessian, X, *params, self._last_use, W, w_step, Vc, v_step,
+                         Y, G, H, tile=tile_size(self.n_slots, 2 + 2 * Vc.shape[2], minimum=16))
+            HV[:, :, cols] = H
+        return Y, G, HV
+
+    def _weights(self, W, n_points: int, batched: bool, method: str) -> tuple[np.ndarray, int]:
+        """Output weights (N, m) or (m,) for Lagrangian Hessians; optional for a scalar f."""
+        shape = self.out_shape
+        if W is None:
+            if self.n_out != 1:
+                raise ValueError(f"{method} of a function with outputs of shape {shape} needs weights W "
+                                 "(the Hessian of sum_i W_i f_i)")
+            return np.ones((1, 1)), 0
+        W = _float_array(W, "W", f"(N, *{shape}) or {shape}")
+        if batched and W.shape == (n_points, *shape):
+            return _contiguous(W.reshape(n_points, self.n_out)), 1
+        if W.shape == shape:
+            return _contiguous(W.reshape(1, self.n_out)), 0
+        raise ValueError(f"W must have shape (N, *{shape}) or {shape} (the outputs' shape), got {W.shape}")
 
     # ---- public methods ----
 
@@ -236,6 +289,126 @@ class Tape(TapeData):
         Y, X_bar = self._adjoint(X, P, W, w_step)
         x_bar = X_bar[:, :, 0]
         return self._shape_out(Y, batched), (x_bar if batched else x_bar[0])
+
+    def jacobian(self, X, *args, mode: str = "auto") -> np.ndarray:
+        """The Jacobian (N, *out_shape, n) at every point (out_shape + (n,) for one point).
+
+        ``mode="forward"`` runs tangent sweeps with all n unit directions at once,
+        ``"reverse"`` adjoint sweeps with all m unit output weights at once, and
+        ``"auto"`` picks the cheaper by :func:`jacobian_mode` (forward unless
+        n > 1.5 m + 1). Directions beyond 32 are split over several sweeps.
+        """
+        (P,) = self._split(args, [], "jacobian")
+        X, batched = self._points(X)
+        n, m, n_points = self.n_in, self.n_out, X.shape[0]
+        if mode == "auto":
+            mode = jacobian_mode(n, m)
+        J = np.empty((n_points, m, n))
+        if mode == "forward":
+            for cols in _chunks(n):
+                seeds = np.ascontiguousarray(np.eye(n)[None, :, cols])
+                J[:, :, cols] = self._tangent(X, P, seeds, 0)[1]
+        elif mode == "reverse":
+            for rows in _chunks(m):
+                seeds = np.ascontiguousarray(np.eye(m)[None, :, rows])
+                J[:, rows, :] = self._adjoint(X, P, seeds, 0)[1].transpose(0, 2, 1)
+        else:
+            raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+        return self._shape_out(J, batched, (n,))
+
+    def hessian(self, X, *args, W=None) -> np.ndarray:
+        """Hessians (N, n, n) of a scalar f, or of sum_i W_i f_i for m outputs (W: (N, m) or (m,)).
+
+        Forward over reverse with all n directions at once (in sweeps of 32).
+        """
+        (P,) = self._split(args, [], "hessian")
+        X, batched = self._points(X)
+        W, w_step = self._weights(W, X.shape[0], batched, "hessian")
+        seeds = np.eye(self.n_in)[None]
+        H = self._hessian(X, P, W, w_step, seeds, 0)[2]
+        return H if batched else H[0]
+
+    def hvp(self, X, *args, W=None) -> np.ndarray:
+        """Hessian-vector products H(x) @ v: V (N, n) or (n,) gives (N, n); (N, n, q) or (n, q) gives (N, n, q)."""
+        P, V = self._split(args, ["V"], "hvp")
+        X, batched = self._points(X)
+        V, v_step, multi = self._seeds(V, "V", self.n_in, X.shape[0], batched)
+        W, w_step = self._weights(W, X.shape[0], batched, "hvp")
+        HV = self._hessian(X, P, W, w_step, V, v_step)[2]
+        HV = HV if multi else HV[:, :, 0]
+        return HV if batched else HV[0]
+
+    # ---- sparsity: patterns and colorings from the tape alone, cached on it ----
+
+    @cached_property
+    def _jacobian_coloring(self) -> sparsity.Coloring:
+        return sparsity.color_columns(sparsity.jacobian_pattern(self), self.n_in)
+
+    @cached_property
+    def _hessian_coloring(self) -> sparsity.Coloring:
+        return sparsity.star_color(sparsity.hessian_pattern(self), self.n_in)
+
+    def jacobian_sparsity(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the Jacobian's structural nonzeros, rows indexing the flattened outputs."""
+        return self._jacobian_coloring.rows, self._jacobian_coloring.cols
+
+    def hessian_sparsity(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the structural nonzeros of the Hessian of sum_i w_i f_i (both triangles)."""
+        return self._hessian_coloring.rows, self._hessian_coloring.cols
+
+    def sparse_jacobian(self, X, *args) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """((rows, cols), values (N, nnz)): the Jacobian from one forward sweep per color.
+
+        ``sparsity.to_scipy((rows, cols), values[k], shape)`` gives point k's scipy.sparse matrix.
+        """
+        (P,) = self._split(args, [], "sparse_jacobian")
+        X, batched = self._points(X)
+        coloring = self._jacobian_coloring
+        B = np.empty((X.shape[0], self.n_out, coloring.n_colors))
+        for cols in _chunks(coloring.n_colors):
+            B[:, :, cols] = self._tangent(X, P, np.ascontiguousarray(coloring.seeds[None, :, cols]), 0)[1]
+        values = B[:, coloring.source_row, coloring.source_col]
+        return (coloring.rows, coloring.cols), (values if batched else values[0])
+
+    def sparse_hessian(self, X, *args, W=None) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """((rows, cols), values (N, nnz)): the Hessian from star-colored forward-over-reverse sweeps."""
+        (P,) = self._split(args, [], "sparse_hessian")
+        X, batched = self._points(X)
+        W, w_step = self._weights(W, X.shape[0], batched, "sparse_hessian")
+        coloring = self._hessian_coloring
+        B = self._hessian(X, P, W, w_step, np.ascontiguousarray(coloring.seeds[None]), 0)[2]
+        values = B[:, coloring.source_row, coloring.source_col]
+        return (coloring.rows, coloring.cols), (values if batched else values[0])
+
+    def to_scipy(self, *args) -> ScipyFunctions:
+        """fun, jac, hess, hessp (and fun_and_jac for jac=True) for scipy.optimize.minimize
+        on this scalar f; with parameters, pass P (k,) once here."""
+        (P,) = self._split(args, [], "to_scipy")
+        return ScipyFunctions(self, P)
+
+    def explain(self, x, *args, wrt=0, y_bar=None) -> Explanation:
+        """The seed's three traces at one point: evaluation, tangent (for input ``wrt`` or a
+        direction) and adjoint (of output weights ``y_bar``) with edge partials and path sums.
+
+        Prints as text and renders as HTML in Jupyter; large tapes are summarised.
+        """
+        (p,) = self._split(args, [], "explain")
+        x, batched = self._points(x)
+        if batched:
+            raise ValueError(f"explain takes one point of shape ({self.n_in},), got {x.shape}")
+        p = () if p is None else self._params(p, 1)[0][0]
+        return explain(self, x[0], p, wrt=wrt, y_bar=y_bar)
+
+    def to_dot(self, x=None, *args) -> str:
+        """Graphviz DOT text of the computational graph; with a point ``x``, nodes carry values
+        and edges their local partials at ``x``."""
+        from tapead.dot import to_dot
+
+        (p,) = self._split(args, [], "to_dot")
+        if x is not None:
+            x = self._points(x)[0][0]
+            p = () if p is None else self._params(p, 1)[0][0]
+        return to_dot(self, x, p)
 
     def find_nonfinite(self, X, *args, limit: int = 100) -> list[NonFinite]:
         """For each point whose outputs or gradient are not finite: where it went wrong.

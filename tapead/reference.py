@@ -19,10 +19,11 @@ import numpy as np
 from tapead.ops import CONST, OPS, numpy_function
 from tapead.tape import TapeData
 
-__all__ = ["values", "local_partials", "tangents", "adjoints", "evaluate", "jvp", "vjp"]
+__all__ = ["values", "local_partials", "tangents", "adjoints", "hessian_vector", "evaluate", "jvp", "vjp"]
 
 _PRIMAL = [numpy_function(s.primal) for s in OPS]
 _PARTIALS = [[numpy_function(e) for e in s.partials] for s in OPS]
+_SECOND = [[numpy_function(e) for e in s.second] for s in OPS]
 _F = np.float64
 
 
@@ -85,6 +86,40 @@ def adjoints(tape: TapeData, x, p, y_bar) -> tuple[np.ndarray, np.ndarray]:
             with np.errstate(all="ignore"):
                 v_bar[a] += mz(dk, v_bar[i])
     return v, v_bar
+
+
+def local_second_partials(tape: TapeData, v: np.ndarray, i: int) -> np.ndarray:
+    """The symmetric matrix d^2 v_i / d v_arg_j d v_arg_k of instruction i."""
+    spec = OPS[tape.op[i]]
+    n = spec.arity
+    H = np.zeros((n, n))
+    if tape.op[i] <= CONST:
+        return H
+    args = _operands(tape, v, i)
+    pairs = [(j, k) for j in range(n) for k in range(j, n)]
+    with np.errstate(all="ignore"):
+        for (j, k), h in zip(pairs, _SECOND[tape.op[i]]):
+            H[j, k] = H[k, j] = h(*args, _F(tape.const[i]), _F(v[i]))
+    return H
+
+
+def hessian_vector(tape: TapeData, x, p, y_bar, x_dot) -> tuple[np.ndarray, np.ndarray]:
+    """(grad L, H_L @ x_dot) at one point for L = y_bar . y, forward over reverse."""
+    v, v_dot = tangents(tape, x, p, x_dot)
+    v_bar = np.zeros(tape.n_slots)
+    v_bar_dot = np.zeros(tape.n_slots)
+    for j, s in enumerate(tape.outputs):
+        v_bar[s] += y_bar[j]
+    for i in range(tape.n_slots - 1, tape.n_in + tape.n_params - 1, -1):
+        d = local_partials(tape, v, i)
+        H = local_second_partials(tape, v, i)
+        slots = _arg_slots(tape, i)
+        with np.errstate(all="ignore"):
+            for k, a in enumerate(slots):
+                curvature = sum((mz(mz(v_bar[i], H[k, l]), v_dot[b]) for l, b in enumerate(slots)), _F(0.0))
+                v_bar_dot[a] += mz(d[k], v_bar_dot[i]) + curvature
+                v_bar[a] += mz(d[k], v_bar[i])
+    return v_bar[: tape.n_in], v_bar_dot[: tape.n_in]
 
 
 # ---- batched over points, in the kernels' array conventions ----------------

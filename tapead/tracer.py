@@ -268,10 +268,20 @@ def _numeric(name: str, args: tuple) -> float:
 _NUMPY = {spec.name: numpy_function(spec.primal) for spec in BY_NAME.values() if spec.code > CONST}
 
 
+def _object_array(a) -> np.ndarray:
+    """``a`` as a plain object array: a Var inside one is not asked to handle the ufunc."""
+    if isinstance(a, np.ndarray):
+        return a.view(np.ndarray)
+    if isinstance(a, (list, tuple)):
+        return np.asarray(a, dtype=object)
+    box = np.empty((), dtype=object)
+    box[()] = a
+    return box
+
+
 def _elementwise(name: str, args: tuple):
     """FUNCTIONS[name] mapped over arrays (and lists) with numpy broadcasting."""
-    arrays = [np.asarray(a, dtype=object) if isinstance(a, (list, tuple)) else _plain(a) for a in args]
-    return _wrap(np.frompyfunc(FUNCTIONS[name], len(args), 1)(*arrays))
+    return _wrap(np.frompyfunc(FUNCTIONS[name], len(args), 1)(*map(_object_array, args)))
 
 
 def _function(name: str) -> Callable:
@@ -370,7 +380,7 @@ def _dispatch_ufunc(ufunc, method, inputs, kwargs):
         return fn(*plain)
     kwargs.pop("dtype", None)
     vec = np.frompyfunc(fn, ufunc.nin, 1)
-    return _wrap(getattr(vec, method)(*plain, **kwargs))
+    return _wrap(getattr(vec, method)(*map(_object_array, plain), **kwargs))
 
 
 def trace(f: Callable, n: int, n_params: int = 0, source_lines: bool = True) -> TapeData:

@@ -16,19 +16,21 @@ def test_regenerating_the_sweeps_gives_the_same_bytes():
 def test_a_second_process_loads_every_kernel_from_cache():
     script = textwrap.dedent(
         """
-        import numpy as np, tapead
+        import numpy as np, numba, tapead
         from tapead.kernels import sweeps
         tape = tapead.record(lambda x: x[0] * x[1], 2)
-        X = np.ones((10, 2))
-        tape(X); tape.jvp(X, np.ones(2)); tape.gradient(X)
-        for k in (sweeps.forward_primal, sweeps.forward_tangent, sweeps.reverse_adjoint):
-            print(k.__name__, k.stats.cache_hits and sum(k.stats.cache_hits.values()),
-                  sum(k.stats.cache_misses.values()))
+        for X in (np.ones((10, 2)), np.ones((5000, 2))):  # one tile (serial worker), many (parallel)
+            tape(X); tape.jvp(X, np.ones(2)); tape.gradient(X); tape.hessian(X)
+        for name, k in vars(sweeps).items():
+            if isinstance(k, numba.core.registry.CPUDispatcher) and k.signatures:
+                print(name, sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))
         """
     )
     for _ in range(2):  # the first run may compile (fresh clone); the second must not
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    for line in out.stdout.splitlines():
+    lines = out.stdout.splitlines()
+    assert len(lines) == 8  # 4 sweeps, each a parallel driver and a serial worker
+    for line in lines:
         name, hits, misses = line.split()
         assert int(hits) >= 1 and int(misses) == 0, line
     assert "compiling tapead kernels" not in out.stderr

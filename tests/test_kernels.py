@@ -42,8 +42,10 @@ def test_random_tapes_match_reference(tape, seed, n_points):
     _, Xb_ref = reference.vjp(tape, X, P, W[:, :, None])
     assert_close(tape(X, *args), Y_ref, rtol=1e-10, atol=1e-12)
     y, y_dot = tape.jvp(X, *args, V)
+    assert_close(y, Y_ref, rtol=1e-10, atol=1e-12)
     assert_close(y_dot, Yd_ref, rtol=1e-10, atol=1e-12)
     y, x_bar = tape.vjp(X, *args, W)
+    assert_close(y, Y_ref, rtol=1e-10, atol=1e-12)
     assert_close(x_bar, Xb_ref[:, :, 0], rtol=1e-10, atol=1e-12)
 
 

@@ -150,3 +150,10 @@ def test_bad_n():
         tapead.record(lambda x: x[0], 1.5)
     with pytest.raises(ValueError, match="at least 1"):
         tapead.record(lambda x: 1.0, 0)
+
+
+def test_scalar_times_array_and_ufuncs_mixing_scalars_and_arrays(rng):
+    def f(x):
+        return np.sum(x[0] * x[1:] ** 2) + np.sum(np.maximum(x[0], x[1:])) + np.sum(2.0 ** x[1:] * x[0])
+
+    check_against_numpy(f, 4, rng.uniform(0.5, 1.5, (20, 4)))
