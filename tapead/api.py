@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable
 from functools import cached_property
 
 import numba
 import numpy as np
 
+from tapead import io as tape_io
 from tapead import sparsity
 from tapead.diagnose import NonFinite, diagnose_point
 from tapead.explain import Explanation, explain
@@ -23,7 +25,7 @@ from tapead.minimize import ScipyFunctions
 from tapead.tape import TapeData, validate
 from tapead.tracer import trace
 
-__all__ = ["Tape", "record"]
+__all__ = ["Tape", "record", "load"]
 
 # Tile of points per sweep: keep the hot scratch (slots x directions x tile x 8 B)
 # near L2 (DESIGN.md section 6: P = 128 .. 512; measured here, 64 lost 10-25% to per-op overhead).
@@ -47,6 +49,36 @@ _MAX_DIRECTIONS = 32
 
 def _chunks(q: int, size: int = _MAX_DIRECTIONS) -> list[slice]:
     return [slice(k, min(q, k + size)) for k in range(0, q, size)]
+
+
+# Points per kernel launch: inputs are converted and seeds sliced one block at a time.
+BLOCK = 1 << 16
+
+# Numba's workqueue threading layer crashes on concurrent parallel launches; omp and tbb
+# do not. Launches are serialised until the first one shows which layer is in use.
+_LAUNCH_LOCK = threading.Lock()
+_concurrent_launches_safe = False
+
+
+def _parallel(kernel, args: tuple) -> None:
+    global _concurrent_launches_safe
+    if _concurrent_launches_safe:
+        kernel(*args)
+        return
+    with _LAUNCH_LOCK:
+        kernel(*args)
+        _concurrent_launches_safe = numba.threading_layer() in ("omp", "tbb")
+
+
+def _output(out, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """A new array, or the caller's ``out`` viewed with ``shape`` (float64, C-contiguous, writable)."""
+    if out is None:
+        return np.empty(shape)
+    if not isinstance(out, np.ndarray) or out.dtype != np.float64 or not out.flags.c_contiguous \
+            or not out.flags.writeable or out.size != int(np.prod(shape)):
+        raise ValueError(f"{name} must be a writable C-contiguous float64 array of {int(np.prod(shape))} "
+                         f"elements (shape {shape}); a numpy memmap works")
+    return out.reshape(shape)
 
 
 def jacobian_mode(n: int, m: int) -> str:
@@ -110,15 +142,24 @@ class Tape(TapeData):
         validate(data)
         return cls(**{k: getattr(data, k) for k in data.__dataclass_fields__})
 
+    def save(self, path) -> None:
+        """Write the tape to ``path`` in tapead's pickle-free format (see tapead.io); read it with
+        :func:`tapead.load`."""
+        tape_io.save(self, path)
+
+    def __reduce__(self):
+        # pickling (multiprocessing, Dask) goes through the same arrays-only bytes as files
+        return _from_bytes, (tape_io.to_bytes(self),)
+
     # ---- argument handling ----
 
     def _points(self, X) -> tuple[np.ndarray, bool]:
         n = self.n_in
         X = _float_array(X, "X", f"(N, {n}) or ({n},)")
         if X.ndim == 1 and X.shape[0] == n:
-            return _contiguous(X.reshape(1, n)), False
+            return X.reshape(1, n), False
         if X.ndim == 2 and X.shape[1] == n:
-            return _contiguous(X), True
+            return X, True  # converted block by block in _launch
         raise ValueError(f"X must have shape (N, {n}) or ({n},) for this tape's {n} inputs, got {X.shape}")
 
     def _split(self, args: tuple, extra: list[str], method: str) -> tuple:
@@ -140,7 +181,7 @@ class Tape(TapeData):
         if P.ndim == 1 and P.shape[0] == k:
             return _contiguous(P.reshape(1, k)), 0
         if P.ndim == 2 and P.shape == (n_points, k):
-            return _contiguous(P), 1
+            return P, 1
         raise ValueError(f"P must have shape ({n_points}, {k}) or ({k},) for this tape's {k} parameters, got {P.shape}")
 
     def _seeds(self, S, name: str, width: int, n_points: int, batched: bool) -> tuple[np.ndarray, int, bool]:
@@ -148,9 +189,9 @@ class Tape(TapeData):
         S = _float_array(S, name, f"(N, {width}), ({width},), (N, {width}, q) or ({width}, q)")
         shape = S.shape
         if batched and S.ndim == 2 and shape == (n_points, width):
-            return _contiguous(S[:, :, None]), 1, False
+            return S[:, :, None], 1, False
         if batched and S.ndim == 3 and shape[:2] == (n_points, width):
-            return _contiguous(S), 1, True
+            return S, 1, True
         if S.ndim == 1 and shape[0] == width:
             return _contiguous(S.reshape(1, width, 1)), 0, False
         if S.ndim == 2 and shape[0] == width:
@@ -163,18 +204,31 @@ class Tape(TapeData):
         Y = Y.reshape(shape)
         return Y if batched else Y[0]
 
-    def _launch(self, kernel, X, P, p_step, *rest, tile):
+    def _launch(self, kernel, tile: int, X, P, p_step: int, *middle, outputs: tuple, progress=None) -> None:
+        """Run ``kernel`` over all points, in blocks of BLOCK points so that converted inputs and
+        temporaries stay bounded; ``middle`` holds per-kernel arguments, a (seeds, step) pair
+        for seed arrays (sliced per block when step is 1); ``outputs`` are (N, ...) arrays."""
         n_points = X.shape[0]
-        if n_points == 0:
-            return
-        n_tiles = -(-n_points // tile)
-        n_threads = max(1, min(numba.get_num_threads(), n_tiles))
-        args = (self.op, self.arg0, self.arg1, self.arg2, self.const, self.n_in, self.n_params,
-                self.outputs, X, P, p_step, *rest, tile, n_threads)
-        if n_threads == 1:  # one tile (a single point, say): skip the thread pool's launch cost
-            getattr(_sweeps(), f"_{kernel.__name__}_tiles")(*args, 0)
-        else:
-            kernel(*args)
+        sweeps = _sweeps()
+        for start in range(0, n_points, BLOCK):
+            block = slice(start, min(n_points, start + BLOCK))
+            m = block.stop - block.start
+            args = [self.op, self.arg0, self.arg1, self.arg2, self.const, self.n_in, self.n_params, self.outputs,
+                    _contiguous(X[block]), _contiguous(P[block]) if p_step else P, p_step]
+            for item in middle:
+                if isinstance(item, tuple):
+                    seeds, step = item
+                    args += [_contiguous(seeds[block]) if step else seeds, step]
+                else:
+                    args.append(item)
+            args += [out[block] for out in outputs]
+            n_threads = max(1, min(numba.get_num_threads(), -(-m // tile)))
+            if n_threads == 1:  # one tile (a single point, say): no thread-pool launch
+                getattr(sweeps, f"_{kernel.__name__}_tiles")(*args, tile, 1, 0)
+            else:
+                _parallel(kernel, (*args, tile, n_threads))
+            if progress is not None:
+                progress(block.stop, n_points)
 
     # ---- sweeps ----
 
@@ -189,40 +243,43 @@ class Tape(TapeData):
         last[self.outputs] = self.n_slots
         return last
 
-    def _primal(self, X, P) -> np.ndarray:
-        Y = np.empty((X.shape[0], self.n_out))
-        self._launch(_sweeps().forward_primal, X, *self._params(P, X.shape[0]), Y, tile=tile_size(self.n_slots))
+    def _primal(self, X, P, Y=None, progress=None) -> np.ndarray:
+        Y = _output(Y, (X.shape[0], self.n_out), "out")
+        self._launch(_sweeps().forward_primal, tile_size(self.n_slots), X, *self._params(P, X.shape[0]),
+                     outputs=(Y,), progress=progress)
         return Y
 
-    def _tangent(self, X, P, V, v_step) -> tuple[np.ndarray, np.ndarray]:
+    def _tangent(self, X, P, V, v_step, Y=None, Y_dot=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
         q = V.shape[2]
-        Y = np.empty((X.shape[0], self.n_out))
-        Y_dot = np.empty((X.shape[0], self.n_out, q))
-        self._launch(_sweeps().forward_tangent, X, *self._params(P, X.shape[0]), V, v_step, Y, Y_dot,
-                     tile=tile_size(self.n_slots, q))
+        Y = _output(Y, (X.shape[0], self.n_out), "out[0]")
+        Y_dot = _output(Y_dot, (X.shape[0], self.n_out, q), "out[1]")
+        self._launch(_sweeps().forward_tangent, tile_size(self.n_slots, q), X, *self._params(P, X.shape[0]),
+                     (V, v_step), outputs=(Y, Y_dot), progress=progress)
         return Y, Y_dot
 
-    def _adjoint(self, X, P, W, w_step) -> tuple[np.ndarray, np.ndarray]:
+    def _adjoint(self, X, P, W, w_step, Y=None, X_bar=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
         r = W.shape[2]
-        Y = np.empty((X.shape[0], self.n_out))
-        X_bar = np.empty((X.shape[0], self.n_in, r))
-        self._launch(_sweeps().reverse_adjoint, X, *self._params(P, X.shape[0]), self._last_use, W, w_step, Y, X_bar,
-                     tile=tile_size(self.n_slots, r))
+        Y = _output(Y, (X.shape[0], self.n_out), "out[0]")
+        X_bar = _output(X_bar, (X.shape[0], self.n_in, r), "out[1]")
+        self._launch(_sweeps().reverse_adjoint, tile_size(self.n_slots, r), X, *self._params(P, X.shape[0]),
+                     self._last_use, (W, w_step), outputs=(Y, X_bar), progress=progress)
         return Y, X_bar
 
-    def _hessian(self, X, P, W, w_step, V, v_step) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None):
         """(Y, grad L, H_L @ V) for L = W . y, forward over reverse, directions in chunks."""
         n_points, q = X.shape[0], V.shape[2]
         Y = np.empty((n_points, self.n_out))
         G = np.empty((n_points, self.n_in))
-        HV = np.empty((n_points, self.n_in, q))
+        HV = _output(HV, (n_points, self.n_in, q), "out")
         params = self._params(P, n_points)
-        for cols in _chunks(q) or [slice(0, 0)]:
+        for cols in _chunks(q):
             Vc = np.ascontiguousarray(V[:, :, cols])
-            H = np.empty((n_points, self.n_in, Vc.shape[2]))
-            self._launch(_sweeps().reverse_hessian, X, *params, self._last_use, W, w_step, Vc, v_step,
-                         Y, G, H, tile=tile_size(self.n_slots, 2 + 2 * Vc.shape[2], minimum=16))
-            HV[:, :, cols] = H
+            H = HV if cols == slice(0, q) else np.empty((n_points, self.n_in, Vc.shape[2]))
+            self._launch(_sweeps().reverse_hessian, tile_size(self.n_slots, 2 + 2 * Vc.shape[2], minimum=16),
+                         X, *params, self._last_use, (W, w_step), (Vc, v_step), outputs=(Y, G, H),
+                         progress=progress)
+            if H is not HV:
+                HV[:, :, cols] = H
         return Y, G, HV
 
     def _weights(self, W, n_points: int, batched: bool, method: str) -> tuple[np.ndarray, int]:
@@ -235,21 +292,25 @@ class Tape(TapeData):
             return np.ones((1, 1)), 0
         W = _float_array(W, "W", f"(N, *{shape}) or {shape}")
         if batched and W.shape == (n_points, *shape):
-            return _contiguous(W.reshape(n_points, self.n_out)), 1
+            return W.reshape(n_points, self.n_out), 1
         if W.shape == shape:
             return _contiguous(W.reshape(1, self.n_out)), 0
         raise ValueError(f"W must have shape (N, *{shape}) or {shape} (the outputs' shape), got {W.shape}")
 
     # ---- public methods ----
 
-    def __call__(self, X, *args) -> np.ndarray:
+    # Every evaluation method takes ``out=`` (arrays to fill, float64 C-contiguous, a numpy
+    # memmap works) and ``progress=`` (called as progress(points_done, n_points) after each
+    # block of BLOCK points): with both, any number of points runs in bounded extra memory.
+
+    def __call__(self, X, *args, out=None, progress=None) -> np.ndarray:
         """Values y = f(x) at every point: (N, *out_shape), or out_shape for one point."""
         (P,) = self._split(args, [], "tape()")
         X, batched = self._points(X)
-        return self._shape_out(self._primal(X, P), batched)
+        return self._shape_out(self._primal(X, P, out, progress), batched)
 
-    def value_and_gradient(self, X, *args) -> tuple[np.ndarray, np.ndarray]:
-        """(f(x), grad f(x)) of a scalar f at every point: shapes (N,) and (N, n)."""
+    def value_and_gradient(self, X, *args, out=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """(f(x), grad f(x)) of a scalar f at every point: shapes (N,) and (N, n); ``out=(y, g)``."""
         (P,) = self._split(args, [], "value_and_gradient")
         if self.n_out != 1:
             raise ValueError(
@@ -257,40 +318,41 @@ class Tape(TapeData):
                 "use vjp (or jacobian) instead"
             )
         X, batched = self._points(X)
-        Y, X_bar = self._adjoint(X, P, np.ones((1, 1, 1)), 0)
+        y_out, g_out = out if out is not None else (None, None)
+        Y, X_bar = self._adjoint(X, P, np.ones((1, 1, 1)), 0, y_out, g_out, progress)
         y, g = Y[:, 0], X_bar[:, :, 0]
         return (y, g) if batched else (y[0], g[0])
 
-    def gradient(self, X, *args) -> np.ndarray:
+    def gradient(self, X, *args, out=None, progress=None) -> np.ndarray:
         """grad f(x) of a scalar f at every point: (N, n), or (n,) for one point."""
-        return self.value_and_gradient(X, *args)[1]
+        return self.value_and_gradient(X, *args, out=(None, out), progress=progress)[1]
 
-    def jvp(self, X, *args) -> tuple[np.ndarray, np.ndarray]:
+    def jvp(self, X, *args, out=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
         """(f(x), J(x) @ v): V of shape (N, n) or (n,) gives (N, m); (N, n, q) or (n, q) gives q directions (N, m, q)."""
         P, V = self._split(args, ["V"], "jvp")
         X, batched = self._points(X)
         V, v_step, multi = self._seeds(V, "V", self.n_in, X.shape[0], batched)
-        Y, Y_dot = self._tangent(X, P, V, v_step)
+        Y, Y_dot = self._tangent(X, P, V, v_step, *(out or (None, None)), progress)
         y_dot, tail = (Y_dot, Y_dot.shape[2:]) if multi else (Y_dot[:, :, 0], ())
         return self._shape_out(Y, batched), self._shape_out(y_dot, batched, tail)
 
-    def vjp(self, X, *args) -> tuple[np.ndarray, np.ndarray]:
+    def vjp(self, X, *args, out=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
         """(f(x), J(x).T @ w): W of shape (N, m) or (m,) (the output's shape after N) gives (N, n)."""
         P, W = self._split(args, ["W"], "vjp")
         X, batched = self._points(X)
         W = _float_array(W, "W", f"(N, *{self.out_shape}) or {self.out_shape}")
         m, shape = self.n_out, self.out_shape
         if batched and W.shape == (X.shape[0], *shape):
-            W, w_step = _contiguous(W.reshape(-1, m, 1)), 1
+            W, w_step = W.reshape(-1, m, 1), 1
         elif W.shape == shape:
             W, w_step = _contiguous(W.reshape(1, m, 1)), 0
         else:
             raise ValueError(f"W must have shape (N, *{shape}) or {shape} (the outputs' shape), got {W.shape}")
-        Y, X_bar = self._adjoint(X, P, W, w_step)
+        Y, X_bar = self._adjoint(X, P, W, w_step, *(out or (None, None)), progress)
         x_bar = X_bar[:, :, 0]
         return self._shape_out(Y, batched), (x_bar if batched else x_bar[0])
 
-    def jacobian(self, X, *args, mode: str = "auto") -> np.ndarray:
+    def jacobian(self, X, *args, mode: str = "auto", out=None) -> np.ndarray:
         """The Jacobian (N, *out_shape, n) at every point (out_shape + (n,) for one point).
 
         ``mode="forward"`` runs tangent sweeps with all n unit directions at once,
@@ -303,7 +365,7 @@ class Tape(TapeData):
         n, m, n_points = self.n_in, self.n_out, X.shape[0]
         if mode == "auto":
             mode = jacobian_mode(n, m)
-        J = np.empty((n_points, m, n))
+        J = _output(out, (n_points, m, n), "out")
         if mode == "forward":
             for cols in _chunks(n):
                 seeds = np.ascontiguousarray(np.eye(n)[None, :, cols])
@@ -316,7 +378,7 @@ class Tape(TapeData):
             raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
         return self._shape_out(J, batched, (n,))
 
-    def hessian(self, X, *args, W=None) -> np.ndarray:
+    def hessian(self, X, *args, W=None, out=None, progress=None) -> np.ndarray:
         """Hessians (N, n, n) of a scalar f, or of sum_i W_i f_i for m outputs (W: (N, m) or (m,)).
 
         Forward over reverse with all n directions at once (in sweeps of 32).
@@ -325,16 +387,16 @@ class Tape(TapeData):
         X, batched = self._points(X)
         W, w_step = self._weights(W, X.shape[0], batched, "hessian")
         seeds = np.eye(self.n_in)[None]
-        H = self._hessian(X, P, W, w_step, seeds, 0)[2]
+        H = self._hessian(X, P, W, w_step, seeds, 0, out, progress)[2]
         return H if batched else H[0]
 
-    def hvp(self, X, *args, W=None) -> np.ndarray:
+    def hvp(self, X, *args, W=None, out=None, progress=None) -> np.ndarray:
         """Hessian-vector products H(x) @ v: V (N, n) or (n,) gives (N, n); (N, n, q) or (n, q) gives (N, n, q)."""
         P, V = self._split(args, ["V"], "hvp")
         X, batched = self._points(X)
         V, v_step, multi = self._seeds(V, "V", self.n_in, X.shape[0], batched)
         W, w_step = self._weights(W, X.shape[0], batched, "hvp")
-        HV = self._hessian(X, P, W, w_step, V, v_step)[2]
+        HV = self._hessian(X, P, W, w_step, V, v_step, out, progress)[2]
         HV = HV if multi else HV[:, :, 0]
         return HV if batched else HV[0]
 
@@ -438,6 +500,24 @@ class Tape(TapeData):
             if report is not None:
                 found.append(report)
         return found
+
+
+def _from_bytes(data: bytes) -> Tape:
+    return Tape.from_data(tape_io.from_bytes(data))
+
+
+def load(path) -> Tape:
+    """Read a tape file written by :meth:`Tape.save`; it is validated before use.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, tapead
+    >>> path = os.path.join(tempfile.mkdtemp(), "seed.tape")
+    >>> tapead.record(lambda x: np.log(x[0]) + x[0] * x[1] - np.sin(x[1]), 2).save(path)
+    >>> tapead.load(path).gradient(np.array([2.0, 5.0])).tolist()
+    [5.5, 1.7163378145367738]
+    """
+    return Tape.from_data(tape_io.load(path))
 
 
 def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True) -> Tape:
