@@ -352,6 +352,14 @@ class Tape(TapeData):
         x_bar = X_bar[:, :, 0]
         return self._shape_out(Y, batched), (x_bar if batched else x_bar[0])
 
+    # one-array forms for tapead.dask, whose blocks return a single array
+    def _value_and_gradient_stacked(self, X, *args) -> np.ndarray:
+        y, g = self.value_and_gradient(X, *args)
+        return np.column_stack([y, g])
+
+    def _jvp_tangent(self, X, *args, V) -> np.ndarray:
+        return self.jvp(X, *args, V)[1]
+
     def jacobian(self, X, *args, mode: str = "auto", out=None) -> np.ndarray:
         """The Jacobian (N, *out_shape, n) at every point (out_shape + (n,) for one point).
 

@@ -1,8 +1,21 @@
-"""The ``tapead`` command line: ``tapead demo`` reproduces the seed document's example."""
+"""The ``tapead`` command line.
+
+* ``tapead demo``: the seed document's example (its traces), then throughput.
+* ``tapead explain EXPR --at x1=2,x2=5 [--wrt x1] [--dot FILE | --svg FILE | --png FILE]``:
+  the seed's traces, edge partials and path sums of an expression at one point, and its graph.
+* ``tapead grad EXPR --points FILE --out FILE [--vars x1,x2] [--block ROWS]``: values and
+  gradients at every point of a .npy or .csv file, streamed in blocks of rows.
+
+Expressions are parsed by :mod:`tapead.expr` (a whitelist parser, never eval).
+Exit status: 0 success; 1 a problem with a file or its data (unreadable, malformed,
+Graphviz missing); 2 a bad command line, a bad expression included.
+"""
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import sys
 import time
 
@@ -44,17 +57,389 @@ def demo(n_points: int = 1_000_000, repeats: int = 5) -> int:
     return 0
 
 
+# ---- errors -----------------------------------------------------------------
+
+
+class CommandError(Exception):
+    """A user error: printed without a traceback, exits with ``status``."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _usage(message: str) -> CommandError:
+    return CommandError(message, 2)
+
+
+# ---- tapead explain ----------------------------------------------------------
+
+
+def _parse_at(text: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """``x1=2,x2=5`` as (names, values); the names' order is the tape's input order."""
+    from tapead.expr import ExpressionError, check_variable_names
+
+    names, values = [], []
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            values.append(float(value))
+        except ValueError:
+            raise _usage(f"--at: expected name=number, got {item.strip()!r}") from None
+        names.append(name.strip())
+    try:
+        return check_variable_names(names), np.array(values)
+    except ExpressionError as e:
+        raise _usage(f"--at: {e}") from None
+
+
+def _parse_wrt(text: str | None, names: tuple[str, ...]):
+    """--wrt: a variable's name (its index), or a direction of len(names) numbers."""
+    if text is None:
+        return 0
+    if text in names:
+        return names.index(text)
+    try:
+        direction = np.array([float(t) for t in text.split(",")])
+    except ValueError:
+        direction = None
+    if direction is None or direction.shape != (len(names),):
+        raise _usage(f"--wrt: {text!r} is neither a variable ({', '.join(names)}) "
+                     f"nor a direction of {len(names)} comma-separated numbers")
+    return direction
+
+
+def _shorten(text: str, width: int = 200) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def explain_command(args) -> int:
+    from tapead.explain import explain
+    from tapead.expr import parse
+
+    names, x = _parse_at(args.at)
+    expression = parse(args.expression, variables=names)
+    wrt = _parse_wrt(args.wrt, names)
+    print(f"y = f({_shorten(', '.join(names))}) = {_shorten(' '.join(args.expression.split()))}\n")
+    print(explain(expression.tape, x, wrt=wrt, names=names))
+    target = args.dot or args.svg or args.png
+    if target:
+        from tapead.dot import INSTALL_HINT, GraphvizNotFound, render, to_dot
+
+        try:
+            text = to_dot(expression.tape, x, names=names)
+        except ValueError as e:
+            raise CommandError(f"no graph written: {e}") from None
+        if args.dot:
+            _write_text(target, text)
+        else:
+            try:
+                render(text, target, "svg" if args.svg else "png")
+            except GraphvizNotFound:
+                # keep the user's work: the DOT text renders later with `dot -Tsvg FILE.dot -o FILE.svg`
+                fallback = os.path.splitext(target)[0] + ".dot"
+                _write_text(fallback, text)
+                raise CommandError(f"{INSTALL_HINT}; wrote the DOT text to {fallback} instead") from None
+            except RuntimeError as e:
+                raise CommandError(str(e)) from None
+        print(f"tapead explain: wrote the graph to {target}", file=sys.stderr)
+    return 0
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+
+
+# ---- tapead grad ---------------------------------------------------------------
+
+BLOCK_ROWS = 65536  # rows per block: a few MiB per block, whatever the file's size
+PROGRESS_DELAY = 0.5  # seconds before a progress bar appears: short runs print none
+
+
+class _Progress:
+    """A one-line progress bar on a terminal (redrawn after a carriage return); silent when not a TTY."""
+
+    def __init__(self, stream, label: str, delay: float | None = None) -> None:
+        self.stream, self.label = stream, label
+        self.on = bool(getattr(stream, "isatty", lambda: False)())
+        self.start = time.monotonic()
+        self.delay = PROGRESS_DELAY if delay is None else delay
+        self.last = -1.0
+        self.shown = False
+
+    def update(self, fraction: float, points: int) -> None:
+        now = time.monotonic()
+        if not self.on or now - self.start < self.delay or (now - self.last < 0.2 and fraction < 1.0):
+            return
+        self.last = now
+        fraction = min(max(fraction, 0.0), 1.0)
+        filled = int(30 * fraction)
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%}  {points:,} points")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _file_kind(path: str, option: str) -> str:
+    kind = os.path.splitext(path)[1].lower().lstrip(".")
+    if kind not in ("npy", "csv"):
+        raise _usage(f"{option} {path}: expected a .npy or .csv file")
+    return kind
+
+
+def _load_npy(path: str) -> np.ndarray:
+    """The array in ``path``, memory-mapped (so larger than memory works); never unpickles."""
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError) as e:
+        raise CommandError(f"cannot read {path} as a .npy array: {e}") from None
+    if not isinstance(X, np.ndarray):
+        X.close()
+        raise CommandError(f"{path} is not a .npy array (an .npz archive?)")
+    if X.dtype.kind not in "iuf":
+        raise CommandError(f"{path} holds {X.dtype}; expected real numbers")
+    return X
+
+
+def _csv_header(f, path: str) -> tuple[str, ...]:
+    from tapead.expr import ExpressionError, check_variable_names
+
+    line = f.readline()
+    if not line.strip():
+        raise CommandError(f"{path}: the first line must be a header naming the variables, e.g. x1,x2")
+    names = [h.strip().strip('"').strip() for h in line.lstrip("\ufeff").split(",")]
+    try:
+        return check_variable_names(names)
+    except ExpressionError as e:
+        raise CommandError(f"{path}: the header must name the variables, one per column: {e}") from None
+
+
+def _is_data(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
+def _csv_rows(lines: list[str], n: int, path: str, first_line: int) -> np.ndarray:
+    """The data rows of ``lines`` (blank and # lines skipped) as an (k, n) float array."""
+    rows = [line for line in lines if _is_data(line)]
+    if not rows:
+        return np.empty((0, n))
+    try:
+        data = np.loadtxt(rows, delimiter=",", dtype=np.float64, ndmin=2, comments="#")
+        if data.shape[1] == n:
+            return data
+    except ValueError:
+        pass
+    for k, line in enumerate(lines):  # find the first bad line, to name it
+        if not _is_data(line):
+            continue
+        try:
+            ok = np.loadtxt([line], delimiter=",", dtype=np.float64, ndmin=2, comments="#").shape[1] == n
+        except ValueError:
+            ok = False
+        if not ok:
+            raise CommandError(f"{path}, line {first_line + k}: expected {n} numbers separated by commas, "
+                               f"got {_shorten(line.strip(), 60)!r}")
+    raise CommandError(f"{path}: cannot read lines {first_line} to {first_line + len(lines) - 1}")  # pragma: no cover
+
+
+def _csv_blocks(f, n: int, block: int, path: str):
+    """(rows, characters read so far) per block of ``block`` lines after the header."""
+    line_no, read = 2, 0
+    while True:
+        lines = list(itertools.islice(f, block))
+        if not lines:
+            return
+        data = _csv_rows(lines, n, path, line_no)
+        line_no += len(lines)
+        read += sum(map(len, lines))
+        yield data, read
+
+
+def _count_csv_rows(path: str) -> int:
+    with open(path, encoding="utf-8") as f:
+        f.readline()
+        return sum(1 for line in f if _is_data(line))
+
+
+def grad_command(args) -> int:
+    from tapead.expr import ExpressionError, check_variable_names, parse
+
+    if args.block < 1:
+        raise _usage("--block must be at least 1")
+    in_kind, out_kind = _file_kind(args.points, "--points"), _file_kind(args.out, "--out")
+    if os.path.abspath(args.points) == os.path.abspath(args.out):
+        raise _usage("--out must not be the --points file")
+    block = args.block
+    closing = []
+    try:
+        if in_kind == "npy":
+            names = None
+            if args.vars:
+                try:
+                    names = check_variable_names(v.strip() for v in args.vars.split(","))
+                except ExpressionError as e:
+                    raise _usage(f"--vars: {e}") from None
+            expression = parse(args.expression, variables=names)
+            X = _load_npy(args.points)
+            names = expression.variables
+            n = len(names)
+            if X.ndim == 1 and n == 1:
+                X = X.reshape(-1, 1)
+            if X.ndim != 2 or X.shape[1] != n:
+                raise CommandError(
+                    f"{args.points} has shape {X.shape}; expected (N, {n}) for the variables {', '.join(names)} "
+                    "(name its columns with --vars)"
+                )
+            n_rows = X.shape[0]
+            blocks = ((X[i : i + block], (i + block) / max(n_rows, 1)) for i in range(0, n_rows, block))
+        else:
+            if args.vars:
+                raise _usage("--vars is for .npy points: a CSV file's header names its columns")
+            f = open(args.points, encoding="utf-8")  # noqa: SIM115 - closed below
+            closing.append(f)
+            names = _csv_header(f, args.points)
+            expression = parse(args.expression, variables=names)
+            n = len(names)
+            n_rows = _count_csv_rows(args.points) if out_kind == "npy" else None
+            size = max(os.path.getsize(args.points), 1)
+            blocks = ((data, read / size) for data, read in _csv_blocks(f, n, block, args.points))
+        columns = ["f", *(f"df/d{name}" for name in names)]
+        done, nonfinite = _stream(expression.tape, blocks, args.out, out_kind, n_rows, columns)
+    except UnicodeDecodeError as e:
+        raise CommandError(f"{args.points} is not UTF-8 text: {e.reason}") from None
+    finally:
+        for f in closing:
+            f.close()
+    note = f"; {nonfinite:,} of them not finite (see Tape.find_nonfinite)" if nonfinite else ""
+    shown = ", ".join(columns) if len(columns) <= 8 else ", ".join(columns[:8]) + ", ..."
+    print(f"tapead grad: wrote {done:,} points to {args.out} (columns {shown}){note}", file=sys.stderr)
+    return 0
+
+
+def _stream(tape, blocks, out: str, out_kind: str, n_rows: int | None, columns: list[str]) -> tuple[int, int]:
+    """Evaluate each block, write it, and return (points written, points with a non-finite result)."""
+    width = len(columns)
+    progress = _Progress(sys.stderr, "tapead grad")
+    done = nonfinite = 0
+    result = None
+    try:
+        if out_kind == "npy":
+            result = np.lib.format.open_memmap(out, mode="w+", dtype=np.float64, shape=(n_rows, width))
+        else:
+            result = open(out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+            result.write(",".join(columns) + "\n")
+        for X, fraction in blocks:
+            k = X.shape[0]
+            if k == 0:
+                continue
+            y, g = tape.value_and_gradient(X)
+            rows = np.empty((k, width))
+            rows[:, 0], rows[:, 1:] = y, g
+            nonfinite += int(k - np.isfinite(rows).all(axis=1).sum())
+            if out_kind == "npy":
+                if done + k > n_rows:
+                    raise CommandError("the points file grew while it was read")
+                result[done : done + k] = rows
+            else:
+                # repr is the shortest text that reads back as the same float64
+                result.write("".join(",".join(map(repr, row)) + "\n" for row in rows.tolist()))
+            done += k
+            progress.update(fraction, done)
+        progress.update(1.0, done)  # the whole file is read: CSV fractions count characters, not bytes
+        if out_kind == "npy" and done != n_rows:
+            raise CommandError(f"read {done} points, expected {n_rows}: the points file changed while it was read")
+    except BaseException:
+        _close(result)
+        if os.path.exists(out):
+            os.remove(out)  # never leave a half-written result that looks complete
+        raise
+    finally:
+        progress.close()
+    _close(result)
+    return done, nonfinite
+
+
+def _close(result) -> None:
+    if isinstance(result, np.memmap):
+        result.flush()  # the mapping itself closes when the array is collected
+    elif result is not None:
+        result.close()
+
+
+# ---- main --------------------------------------------------------------------
+
+EPILOG = """\
+expressions: numbers, variables (x1, a, sigma, ...), + - * / **, unary minus, and calls of tapead's
+functions (log, exp, sin, sqrt, tanh, maximum, where, ...); never evaluated by Python. An expression
+that starts with '-' needs a leading space or parentheses: ' -x' or '(-x)'.
+exit status: 0 success, 1 a problem with a file or its data, 2 a bad command line or expression.
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tapead", description="Record once, evaluate derivatives at many points.")
+    parser = argparse.ArgumentParser(prog="tapead", description="Record once, evaluate derivatives at many points.",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="the seed example: traces, gradient, and throughput on 1,000,000 points")
     p_demo.add_argument("--points", type=int, default=1_000_000, help="points to time (default 1,000,000)")
+
+    p_explain = sub.add_parser(
+        "explain", help="evaluation, tangent and adjoint traces, edge partials and path sums at one point",
+        description="The seed document's traces of an expression at one point, and its graph.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_explain.add_argument("expression", help='e.g. "log(x1) + x1*x2 - sin(x2)"')
+    p_explain.add_argument("--at", required=True, metavar="NAME=NUMBER,...",
+                           help="the point, e.g. x1=2,x2=5; its order is the order of the inputs")
+    p_explain.add_argument("--wrt", metavar="NAME|DIRECTION",
+                           help="the tangent trace's seed: a variable (default: the first) or a direction, e.g. 1,0.5")
+    graph = p_explain.add_mutually_exclusive_group()
+    graph.add_argument("--dot", metavar="FILE", help="write the graph, with values and edge partials, as DOT text")
+    graph.add_argument("--svg", metavar="FILE", help="draw the graph as SVG (needs graphviz's dot program)")
+    graph.add_argument("--png", metavar="FILE", help="draw the graph as PNG (needs graphviz's dot program)")
+
+    p_grad = sub.add_parser(
+        "grad", help="values and gradients at every point of a .npy or .csv file",
+        description="Values and gradients of an expression at every point of a file, streamed in blocks.\n"
+                    "Output columns: f, then df/dv for each variable v in input order, as an (N, 1+n)\n"
+                    "float64 .npy array or as a CSV file with the header f,df/dx1,...",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_grad.add_argument("expression", help='e.g. "log(x1) + x1*x2 - sin(x2)"')
+    p_grad.add_argument("--points", required=True, metavar="FILE",
+                        help="an (N, n) .npy array, or a .csv file whose header line names the variables")
+    p_grad.add_argument("--out", required=True, metavar="FILE", help="a .npy or .csv file to write")
+    p_grad.add_argument("--vars", metavar="NAME,...",
+                        help="the .npy columns' variables, in order (default: order of first appearance)")
+    p_grad.add_argument("--block", type=int, default=BLOCK_ROWS, metavar="ROWS",
+                        help=f"rows per block (default {BLOCK_ROWS})")
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.points < 1:
             parser.error("--points must be at least 1")
         return demo(args.points)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    from tapead.expr import ExpressionError
+
+    command = {"explain": explain_command, "grad": grad_command}[args.command]
+    try:
+        return command(args)
+    except ExpressionError as e:
+        print(f"tapead {args.command}: invalid expression:\n{e}", file=sys.stderr)
+        return 2
+    except CommandError as e:
+        print(f"tapead {args.command}: {e}", file=sys.stderr)
+        return e.status
+    except BrokenPipeError:  # `tapead explain ... | head`: stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:
+        print(f"tapead {args.command}: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

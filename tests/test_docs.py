@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["tapead.api", "tapead.tape", "tapead.tracer", "tapead.explain", "tapead.ops"]
+MODULES = ["tapead.api", "tapead.tape", "tapead.tracer", "tapead.explain", "tapead.ops", "tapead.dot", "tapead.expr",
+           "tapead.minimize", "tapead.dask"]
 
 
 def test_readme_examples_run():

@@ -1,0 +1,362 @@
+"""Explanations (the seed's traces, edge partials, path sums) and the DOT graph."""
+
+from __future__ import annotations
+
+import doctest
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import tapead
+import tapead.dot
+from tapead import reference
+from tapead.dot import GraphvizNotFound, quote, render, to_dot
+from tapead.explain import MAX_PATHS, explain
+
+from .conftest import random_tapes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def seed_function(x):
+    return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
+
+
+@pytest.fixture(scope="module")
+def seed():
+    return tapead.record(seed_function, 2)
+
+
+SEED_EXPLANATION = """\
+Evaluation trace at x1 = 2, x2 = 5
+  v_{-1} = x1     = 2
+  v_0 = x2        = 5
+  v1 = log v_{-1} = 0.693147
+  v2 = v_{-1}*v_0 = 10
+  v3 = v1 + v2    = 10.6931
+  v4 = sin v_0    = -0.958924
+  v5 = v3 - v4    = 11.6521
+  y1 = v5         = 11.6521
+
+Forward tangent trace for x1, seed x_dot = (1, 0)
+  v_{-1}_dot = seed                 = 1
+  v_0_dot = seed                    = 0
+  v1_dot = 0.5*v_{-1}_dot           = 0.5
+  v2_dot = 5*v_{-1}_dot + 2*v_0_dot = 5
+  v3_dot = 1*v1_dot + 1*v2_dot      = 5.5
+  v4_dot = 0.283662*v_0_dot         = 0
+  v5_dot = 1*v3_dot + (-1)*v4_dot   = 5.5
+
+Reverse adjoint trace, seed y_bar = (1)
+  v5_bar = 1 (seed of y1)              = 1
+  v4_bar = v5_bar*(-1)                 = -1
+  v3_bar = v5_bar*1                    = 1
+  v2_bar = v3_bar*1                    = 1
+  v1_bar = v3_bar*1                    = 1
+  v_0_bar = v2_bar*2 + v4_bar*0.283662 = 1.71634
+  v_{-1}_bar = v1_bar*0.5 + v2_bar*5   = 5.5
+
+Edge partials (local partial dv_i/dv_j of each edge at this point)
+  dv5/dv3     = 1
+  dv5/dv4     = -1
+  dv4/dv_0    = 0.283662
+  dv3/dv1     = 1
+  dv3/dv2     = 1
+  dv2/dv_{-1} = 5
+  dv2/dv_0    = 2
+  dv1/dv_{-1} = 0.5
+
+Paths: each derivative is the sum over paths of the products of edge partials
+  v5 -> v3 -> v1 -> v_{-1}: 1 * 1 * 0.5 = 0.5
+  v5 -> v3 -> v2 -> v_{-1}: 1 * 1 * 5   = 5
+  dy1/dx1                               = 5.5  (2 paths)
+  v5 -> v3 -> v2 -> v_0: 1 * 1 * 2      = 2
+  v5 -> v4 -> v_0: (-1) * 0.283662      = -0.283662
+  dy1/dx2                               = 1.71634  (2 paths)"""
+
+
+# ---- the seed's explanation ------------------------------------------------------
+
+
+def test_seed_explanation_golden_text(seed):
+    e = seed.explain(np.array([2.0, 5.0]), wrt=0)
+    assert str(e) == SEED_EXPLANATION
+    assert repr(e) == SEED_EXPLANATION  # a REPL shows the traces too
+
+
+def test_seed_paths_sum_to_the_gradient(seed):
+    e = seed.explain(np.array([2.0, 5.0]))
+    # the seed's paths by slot: v5 = 6, v4 = 5, v3 = 4, v2 = 3, v1 = 2, v_0 = 1, v_{-1} = 0
+    assert e.paths(0, 0) == [([6, 4, 2, 0], [1.0, 1.0, 0.5], 0.5), ([6, 4, 3, 0], [1.0, 1.0, 5.0], 5.0)]
+    (path1, factors1, product1), (path2, factors2, product2) = e.paths(0, 1)
+    assert (path1, factors1, product1) == ([6, 4, 3, 1], [1.0, 1.0, 2.0], 2.0)
+    assert path2 == [6, 5, 1] and factors2 == [-1.0, np.cos(5.0)] and product2 == -np.cos(5.0)
+    assert e.path_total(0, 0) == (5.5, 2)
+    total, n_paths = e.path_total(0, 1)
+    assert n_paths == 2 and total == pytest.approx(2.0 - np.cos(5.0), rel=1e-15)
+
+
+def test_tangent_trace_for_another_input_a_direction_and_names(seed):
+    by_name = explain(seed, [2.0, 5.0], wrt="b", names=("a", "b"))
+    text = str(by_name)
+    assert "Forward tangent trace for b, seed x_dot = (0, 1)" in text
+    assert "  v_{-1} = a " in text and "dy1/db" in text and "dy1/da" in text
+    assert by_name.v_dot[-1] == pytest.approx(2.0 - np.cos(5.0), rel=1e-15)
+    direction = seed.explain(np.array([2.0, 5.0]), wrt=np.array([1.0, -2.0]))
+    assert "Forward tangent trace in direction x_dot = (1, -2)" in str(direction)
+    assert direction.v_dot[-1] == pytest.approx(5.5 - 2 * (2.0 - np.cos(5.0)), rel=1e-14)
+
+
+@pytest.mark.parametrize("wrt", [2, -1, 1.0, True, "x1"])
+def test_bad_wrt_is_a_clear_error(seed, wrt):
+    with pytest.raises(ValueError, match="wrt"):
+        explain(seed, [2.0, 5.0], wrt=wrt)
+
+
+def test_parameters_appear_in_the_traces():
+    tape = tapead.record(lambda x, p: (p[0] - x[0]) ** 2 * x[1], 2, n_params=1)
+    text = str(tape.explain(np.array([1.0, 3.0]), np.array([4.0])))
+    assert text.startswith("Evaluation trace at x1 = 1, x2 = 3, p1 = 4\n")
+    assert re.search(r"  p1 = parameter +=  ?4\n", text)
+    assert "p1_dot = 0 (parameter)" in text
+    assert "dy1/dx1 " in text and "= -18  (1 path)" in text  # d/dx1 (p - x1)^2 x2 = -2 (p - x1) x2
+
+
+# ---- path sums are the derivatives ---------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(tape=random_tapes(max_ops=10), seed=st.integers(0, 2**32 - 1))
+def test_path_sums_equal_the_jacobian(tape, seed):
+    rng = np.random.default_rng(seed)
+    x, p = rng.uniform(0.3, 1.5, tape.n_in), rng.uniform(0.3, 1.5, tape.n_params)
+    e = explain(tape, x, p)
+    assume(np.all(np.isfinite(e.v)) and all(np.isfinite(d) for edges in e.partials.values() for _, d in edges))
+    _, J = reference.jvp(tape, x[None], p[None] if tape.n_params else None, np.eye(tape.n_in)[None])
+    for j in range(tape.n_out):
+        for k in range(tape.n_in):
+            total, n_paths = e.path_total(j, k)
+            np.testing.assert_allclose(total, J[0, j, k], rtol=1e-10, atol=1e-12)
+            if n_paths <= MAX_PATHS:
+                paths = e.paths(j, k)
+                assert len(paths) == n_paths
+                np.testing.assert_allclose(sum(product for _, _, product in paths), J[0, j, k], rtol=1e-10, atol=1e-12)
+
+
+def test_an_operand_used_twice_gives_two_paths_with_their_own_partials():
+    text = str(tapead.record(lambda x: x[0] / x[0], 1).explain(np.array([2.0])))
+    assert "  v1 -> v_0: 0.5    = 0.5\n  v1 -> v_0: (-0.5) = -0.5\n  dy1/dx1           = 0  (2 paths)" in text
+
+
+def test_exponentially_many_paths_are_counted_not_walked():
+    def f(x):
+        v = x[0]
+        for _ in range(40):
+            v = v * v  # two edges to the same operand: the paths double at every step
+        return v + x[1]
+
+    e = tapead.record(f, 2).explain(np.array([1.0, 3.0]))
+    assert e.path_total(0, 0) == (2.0**40, 2**40)
+    text = str(e)
+    assert f"dy1/dx1       = 1.09951e+12  ({2**40} paths, not listed)" in text
+    assert "v41 -> v_0: 1 = 1" in text
+
+
+# ---- large tapes are summarised --------------------------------------------------------
+
+
+def test_large_tapes_are_summarised():
+    def f(x):
+        s = x[0]
+        for i in range(3000):
+            s = np.sin(s) * x[1] + x[i % 3]
+        return [s * k for k in range(1, 201)]
+
+    tape = tapead.record(f, 3)
+    e = tape.explain(np.array([0.1, 0.2, 0.3]))
+    text, page = str(e), e._repr_html_()
+    assert len(text) < 20_000 and len(page) < 60_000
+    assert "rows not shown" in text and "rows not shown" in page
+    assert "140 more outputs not shown" in text
+    assert "(not listed: the tape has" in text
+    assert re.search(r"v_{-1}_bar = v\d+_bar\*\S+ .*\+ \.\.\. \(\d+ more\) = ", text)
+
+    wide = tapead.record(lambda x: np.sum(x), 5000).explain(np.ones(5000))
+    assert len(str(wide)) < 20_000
+    assert str(wide).startswith("Evaluation trace at x1 = 1, x2 = 1, x3 = 1, x4 = 1, x5 = 1, x6 = 1, x7 = 1, "
+                                "x8 = 1, ... (4992 more)\n")
+    assert "seed x_dot = (1, 0, 0, 0, 0, 0, 0, 0, ... (4992 more))" in str(wide)
+
+
+# ---- HTML -------------------------------------------------------------------------------
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.open: list[str] = []
+        self.tables = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tables += tag == "table"
+        self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1] if self.open else None}>"
+        self.open.pop()
+
+
+def test_html_is_escaped_well_formed_tables(seed):
+    tape = tapead.record(lambda x: tapead.where(x[0] < x[1], x[0] * x[1], x[1]), 2)
+    page = tape.explain(np.array([1.0, 2.0]))._repr_html_()
+    assert "v_{-1} &lt; v_0" in page and "v_{-1} < v_0" not in page
+    tags = _Tags()
+    tags.feed(page)
+    tags.close()
+    assert tags.open == [] and tags.tables == 5
+    seed_page = seed.explain(np.array([2.0, 5.0]))._repr_html_()
+    assert "v5 -&gt; v3 -&gt; v1 -&gt; v_{-1}" in seed_page and "5.5" in seed_page
+
+
+# ---- DOT --------------------------------------------------------------------------------
+
+_DOT_TOKEN = re.compile(r'\s*(?:(->)|("(?:\\.|[^"\\])*")|([A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?)|([{}\[\]=,;]))')
+
+
+def parse_dot(text: str) -> tuple[dict[str, dict], list[tuple[str, str, dict]]]:
+    """A strict parser for the DOT subset to_dot writes: (nodes with attributes, edges with attributes).
+
+    Fails on anything else: unbalanced quotes or brackets, unknown statements, edges to undeclared nodes.
+    """
+    tokens, pos = [], 0
+    while pos < len(text.rstrip()):
+        m = _DOT_TOKEN.match(text, pos)
+        assert m, f"cannot tokenize DOT at {text[pos:pos + 30]!r}"
+        tokens.append(m.group(m.lastindex))
+        pos = m.end()
+    k = 0
+
+    def take(expected=None):
+        nonlocal k
+        tok = tokens[k]
+        k += 1
+        assert expected is None or tok == expected, f"expected {expected!r}, got {tok!r}"
+        return tok
+
+    def value(tok):
+        # the DOT language unescapes only \" (graphviz reads \n and \\ in labels later)
+        return tok[1:-1].replace('\\"', '"') if tok.startswith('"') else tok
+
+    def attrs():
+        out = {}
+        if tokens[k] != "[":
+            return out
+        take("[")
+        while tokens[k] != "]":
+            name = take()
+            take("=")
+            out[name] = value(take())
+            if tokens[k] == ",":
+                take(",")
+        take("]")
+        return out
+
+    take("digraph")
+    take("tape")
+    take("{")
+    nodes, edges = {}, []
+    while tokens[k] != "}":
+        first = take()
+        if tokens[k] == "=":
+            take("=")
+            take()
+        elif first in ("node", "edge", "graph"):
+            attrs()
+        elif tokens[k] == "->":
+            take("->")
+            second = take()
+            edges.append((first, second, attrs()))
+        else:
+            assert re.fullmatch(r"n\d+", first), first
+            nodes[first] = attrs()
+        take(";")
+    take("}")
+    assert k == len(tokens), "text after the graph"
+    for a, b, _ in edges:
+        assert a in nodes and b in nodes, f"edge {a} -> {b} between undeclared nodes"
+    return nodes, edges
+
+
+def test_seed_dot_parses_with_the_seed_picture(seed):
+    nodes, edges = parse_dot(seed.to_dot(np.array([2.0, 5.0])))
+    assert len(nodes) == 7
+    assert nodes["n0"]["label"] == "v_{-1}\\nx1\\n= 2"
+    assert nodes["n6"]["label"] == "v5 = y1\\nv3 - v4\\n= 11.6521" and nodes["n6"]["peripheries"] == "2"
+    labels = {(a, b): e["label"] for a, b, e in edges}
+    assert labels == {("n0", "n2"): "0.5", ("n0", "n3"): "5", ("n1", "n3"): "2", ("n2", "n4"): "1",
+                      ("n3", "n4"): "1", ("n1", "n5"): "0.283662", ("n4", "n6"): "1", ("n5", "n6"): "-1"}
+
+
+def test_dot_without_a_point_is_structure_only(seed):
+    nodes, edges = parse_dot(seed.to_dot())
+    assert nodes["n2"]["label"] == "v1\\nlog v_{-1}"
+    assert len(edges) == 8 and all(e == {} for _, _, e in edges)
+
+
+@settings(max_examples=25, deadline=None)
+@given(tape=random_tapes(max_ops=10))
+def test_dot_of_random_tapes_parses(tape):
+    nodes, edges = parse_dot(to_dot(tape, np.full(tape.n_in, 0.7), np.full(tape.n_params, 0.4)))
+    assert len(nodes) == tape.n_slots
+    arity = sum(tapead.ops.OPS[o].arity for o in tape.op)
+    assert len(edges) == arity
+
+
+def test_dot_quotes_and_escapes_labels():
+    assert quote('a "b" \\ c\nd') == '"a \\"b\\" \\\\ c\\nd"'
+    nodes, _ = parse_dot(to_dot(tapead.record(lambda x: x[0] + 1.0, 1), [1.0], names=["q"]))
+    assert nodes["n0"]["label"] == "v_0\\nq\\n= 1"
+
+
+def test_dot_refuses_huge_tapes_with_a_reason():
+    tape = tapead.record(lambda x: np.sum(x), 50)
+    with pytest.raises(ValueError, match="max_nodes"):
+        to_dot(tape, max_nodes=20)
+    assert to_dot(tape, max_nodes=200).startswith("digraph tape {")
+
+
+def test_readme_image_is_the_seed_graph(seed):
+    # docs/seed_graph.dot is what the README's image was drawn from (see README.md)
+    assert (ROOT / "docs" / "seed_graph.dot").read_text() == seed.to_dot(np.array([2.0, 5.0])) + "\n"
+    svg = (ROOT / "docs" / "seed_graph.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "0.283662" in svg and "v5 = y1" in svg
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot program is not installed")
+def test_graphviz_renders_the_dot(seed, tmp_path):
+    text = seed.to_dot(np.array([2.0, 5.0]))
+    done = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"<svg" in done.stdout and b"0.283662" in done.stdout
+    render(text, tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_render_without_graphviz_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(tapead.dot.shutil, "which", lambda name: None)
+    with pytest.raises(GraphvizNotFound, match=r"apt-get install graphviz"):
+        render("digraph tape {}", tmp_path / "g.svg")
+    with pytest.raises(ValueError, match="svg, png, pdf"):
+        render("digraph tape {}", tmp_path / "g.gif")
+
+
+def test_dot_docstring_examples_run():
+    result = doctest.testmod(tapead.dot, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
