@@ -6,11 +6,11 @@ tangents (JVPs) and adjoints (VJPs, gradients) over batches of points.
 See README.md and ../shared/DESIGN.md.
 """
 
-from tapead.api import Tape, load, record
+from tapead.api import Tape, load, optimize, record
 from tapead.tape import TapeError, validate
 from tapead.tracer import FUNCTIONS, TracedArray, Var
 
 globals().update(FUNCTIONS)  # tapead.sin, tapead.where, tapead.maximum, ... from the op table
 
-__all__ = ["Tape", "TapeError", "TracedArray", "Var", "load", "record", "validate", *FUNCTIONS]
+__all__ = ["Tape", "TapeError", "TracedArray", "Var", "load", "optimize", "record", "validate", *FUNCTIONS]
 __version__ = "0.1.0"

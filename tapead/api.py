@@ -18,14 +18,15 @@ import numba
 import numpy as np
 
 from tapead import io as tape_io
-from tapead import sparsity
+from tapead import passes, sparsity
 from tapead.diagnose import NonFinite, diagnose_point
 from tapead.explain import Explanation, explain
 from tapead.minimize import ScipyFunctions
+from tapead.ops import OPS, _mentions
 from tapead.tape import TapeData, validate
 from tapead.tracer import trace
 
-__all__ = ["Tape", "record", "load"]
+__all__ = ["Tape", "record", "load", "optimize"]
 
 # Tile of points per sweep: keep the hot scratch (slots x directions x tile x 8 B)
 # near L2 (DESIGN.md section 6: P = 128 .. 512; measured here, 64 lost 10-25% to per-op overhead).
@@ -456,6 +457,35 @@ class Tape(TapeData):
         (P,) = self._split(args, [], "to_scipy")
         return ScipyFunctions(self, P)
 
+    def stats(self) -> dict:
+        """Sizes: instructions recorded and after optimisation, slots, the values the reverse sweep
+        reads, and scratch bytes per point of each sweep (q directions: JVP, Hessian).
+
+        Examples
+        --------
+        >>> import numpy as np, tapead
+        >>> s = tapead.record(lambda x: np.sin(x[0]) * np.sin(x[0]) + 0.0 * 2.0, 1).stats()
+        >>> s["recorded_ops"], s["ops"], s["values_read_by_reverse"]
+        (4, 3, 2)
+        """
+        reads = np.zeros(self.n_slots, dtype=bool)
+        for i in range(self.n_in + self.n_params, self.n_slots):
+            spec = OPS[self.op[i]]
+            for partial in spec.partials:
+                for k, name in enumerate(("x", "y", "w")[: spec.arity]):
+                    if _mentions(partial, name):
+                        reads[[self.arg0, self.arg1, self.arg2][k][i]] = True
+                if _mentions(partial, "z"):
+                    reads[i] = True
+        n = self.n_slots
+        return {
+            "recorded_ops": self.n_recorded or self.n_ops, "ops": self.n_ops, "slots": n,
+            "values_read_by_reverse": int(reads.sum()),
+            "bytes_per_point": {"values": 8 * n, "gradient": 16 * n, "jvp": f"8 * {n} * (1 + q)",
+                                "hessian": f"16 * {n} * (1 + q)"},
+            "tile": {"values": tile_size(n), "gradient": tile_size(n, 1)},
+        }
+
     def explain(self, x, *args, wrt=0, y_bar=None) -> Explanation:
         """The seed's three traces at one point: evaluation, tangent (for input ``wrt`` or a
         direction) and adjoint (of output weights ``y_bar``) with edge partials and path sums.
@@ -528,7 +558,12 @@ def load(path) -> Tape:
     return Tape.from_data(tape_io.load(path))
 
 
-def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True) -> Tape:
+def optimize(tape: TapeData) -> Tape:
+    """The tape after identities, constant folding, CSE and dead code elimination (tapead.passes)."""
+    return Tape.from_data(passes.optimize(tape))
+
+
+def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True, optimize: bool = True) -> Tape:
     """Record ``f`` once into a :class:`Tape`.
 
     Parameters
@@ -544,6 +579,8 @@ def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True) ->
     source_lines : bool, optional
         Remember which line of ``f`` recorded each instruction, for
         :meth:`Tape.find_nonfinite` (costs about a microsecond per op while recording).
+    optimize : bool, optional
+        Apply :func:`tapead.optimize` (values unchanged bit for bit, derivatives to rounding).
 
     Examples
     --------
@@ -558,4 +595,5 @@ def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True) ->
     >>> tape(np.array([[2.0, 3.0], [4.0, 5.0]])).tolist()
     [6.0, 20.0]
     """
-    return Tape.from_data(trace(f, n, n_params, source_lines))
+    data = trace(f, n, n_params, source_lines)
+    return Tape.from_data(passes.optimize(data) if optimize else data)

@@ -44,7 +44,7 @@ def to_bytes(tape: TapeData) -> bytes:
     header = {
         "format": FORMAT, "version": VERSION, "ops": [spec.name for spec in OPS], "op_table_hash": op_table_hash(),
         "n_in": int(tape.n_in), "n_params": int(tape.n_params), "out_shape": list(tape.out_shape),
-        "n_slots": tape.n_slots, "source": list(tape.source),
+        "n_slots": tape.n_slots, "source": list(tape.source), "n_recorded": int(tape.n_recorded),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -148,6 +148,7 @@ def _from_archive(archive: zipfile.ZipFile) -> TapeData:
     out_shape = _field(header, "out_shape", list, lambda v: len(v) <= 32 and all(
         isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SLOTS for s in v))
     source = _field(header, "source", list, lambda v: all(isinstance(s, str) for s in v))
+    n_recorded = _field({"n_recorded": header.get("n_recorded", 0)}, "n_recorded", int, lambda v: 0 <= v <= MAX_SLOTS)
     arrays = {name: _read_array(archive, name, dtype, MAX_SLOTS if name == "outputs" else n_slots)
               for name, dtype in _ARRAYS.items() if name != "source_index"}
     if arrays["op"].shape[0] != n_slots:
@@ -168,7 +169,7 @@ def _from_archive(archive: zipfile.ZipFile) -> TapeData:
     if "source_index.npy" in archive.namelist():
         source_index = _read_array(archive, "source_index", np.int32, n_slots)
     return validate(TapeData(n_in=n_in, n_params=n_params, out_shape=tuple(out_shape), source=tuple(source),
-                             source_index=source_index, **arrays))
+                             source_index=source_index, n_recorded=n_recorded, **arrays))
 
 
 def load(path: str | os.PathLike) -> TapeData:

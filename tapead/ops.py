@@ -49,6 +49,10 @@ class OpSpec:
     domain: tuple[tuple[float, float], ...] = ()
     smooth: bool = True
     note: str = ""
+    # the primal is IEEE-exact arithmetic (numpy and the kernels agree bit for bit), so the
+    # optimizer may fold it on constants; transcendentals are not (libm and numpy differ)
+    exact: bool = False
+    commutative: bool = False  # op(x, y) == op(y, x) bit for bit, partials swapped
     code: int = field(default=-1, compare=False)
 
     @property
@@ -88,21 +92,21 @@ def _rows() -> list[OpSpec]:
         S("param", 0, "x", (), (), "p"),
         S("const", 0, "c", (), (), "{c}"),
         # ---- arithmetic ----
-        S("add", 2, "x + y", ("1.0", "1.0"), ZERO2, "{x} + {y}", (_R, _R)),
-        S("sub", 2, "x - y", ("1.0", "-1.0"), ZERO2, "{x} - {y}", (_R, _R)),
-        S("mul", 2, "x * y", ("y", "x"), ("0.0", "1.0", "0.0"), "{x}*{y}", (_R, _R)),
+        S("add", 2, "x + y", ("1.0", "1.0"), ZERO2, "{x} + {y}", (_R, _R), exact=True, commutative=True),
+        S("sub", 2, "x - y", ("1.0", "-1.0"), ZERO2, "{x} - {y}", (_R, _R), exact=True),
+        S("mul", 2, "x * y", ("y", "x"), ("0.0", "1.0", "0.0"), "{x}*{y}", (_R, _R), exact=True, commutative=True),
         S("div", 2, "x / y", ("1.0 / y", "-z / y"),
-          ("0.0", "-1.0 / (y * y)", "2.0 * z / (y * y)"), "{x}/{y}", (_R, _NZ)),
-        S("neg", 1, "-x", ("-1.0",), ("0.0",), "-{x}", (_R,)),
-        S("addc", 1, "x + c", ("1.0",), ("0.0",), "{x} + {c}", (_R,)),
-        S("mulc", 1, "x * c", ("c",), ("0.0",), "{c}*{x}", (_R,)),
-        S("rsubc", 1, "c - x", ("-1.0",), ("0.0",), "{c} - {x}", (_R,)),
-        S("divc", 1, "x / c", ("1.0 / c",), ("0.0",), "{x}/{c}", (_R,)),
-        S("rdivc", 1, "c / x", ("-z / x",), ("2.0 * z / (x * x)",), "{c}/{x}", (_NZ,)),
+          ("0.0", "-1.0 / (y * y)", "2.0 * z / (y * y)"), "{x}/{y}", (_R, _NZ), exact=True),
+        S("neg", 1, "-x", ("-1.0",), ("0.0",), "-{x}", (_R,), exact=True),
+        S("addc", 1, "x + c", ("1.0",), ("0.0",), "{x} + {c}", (_R,), exact=True),
+        S("mulc", 1, "x * c", ("c",), ("0.0",), "{c}*{x}", (_R,), exact=True),
+        S("rsubc", 1, "c - x", ("-1.0",), ("0.0",), "{c} - {x}", (_R,), exact=True),
+        S("divc", 1, "x / c", ("1.0 / c",), ("0.0",), "{x}/{c}", (_R,), exact=True),
+        S("rdivc", 1, "c / x", ("-z / x",), ("2.0 * z / (x * x)",), "{c}/{x}", (_NZ,), exact=True),
         # ---- powers: cheap special cases first, pow(x, y) last ----
-        S("square", 1, "x * x", ("2.0 * x",), ("2.0",), "{x}**2", (_R,)),
-        S("recip", 1, "1.0 / x", ("-z * z",), ("2.0 * z * z * z",), "1/{x}", (_NZ,)),
-        S("sqrt", 1, "np.sqrt(x)", ("0.5 / z",), ("-0.25 / (z * z * z)",), "sqrt {x}", (_POS,)),
+        S("square", 1, "x * x", ("2.0 * x",), ("2.0",), "{x}**2", (_R,), exact=True),
+        S("recip", 1, "1.0 / x", ("-z * z",), ("2.0 * z * z * z",), "1/{x}", (_NZ,), exact=True),
+        S("sqrt", 1, "np.sqrt(x)", ("0.5 / z",), ("-0.25 / (z * z * z)",), "sqrt {x}", (_POS,), exact=True),
         S("powc", 1, "np.power(x, c)", ("c * np.power(x, c - 1.0)",),
           ("c * (c - 1.0) * np.power(x, c - 2.0)",), "{x}**{c}", (_POS,)),
         # d/dy x**y = z log x is taken as 0 where z == 0 (x = 0, y > 0), and
@@ -177,42 +181,42 @@ def _rows() -> list[OpSpec]:
           (f"{2 * TWO_OVER_SQRT_PI!r} * x * np.exp(-x * x)",), "erfc {x}", (_R,)),
         # ---- non-smooth ----
         S("abs", 1, "np.abs(x)", ("np.sign(x)",), ("0.0",), "abs {x}", (_NZ,), False,
-          "abs'(0) = 0"),
+          "abs'(0) = 0", exact=True),
         S("copysign", 2, "np.copysign(x, y)",
           ("0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)", "0.0"), ZERO2,
-          "copysign({x}, {y})", (_NZ, _NZ), False, "d/dx = 0 at x = 0 (as abs); d/dy = 0"),
-        S("sign", 1, "np.sign(x)", ("0.0",), ("0.0",), "sign {x}", (_NZ,), False, "derivative 0"),
-        S("floor", 1, "np.floor(x)", ("0.0",), ("0.0",), "floor {x}", (_R,), False, "derivative 0"),
-        S("ceil", 1, "np.ceil(x)", ("0.0",), ("0.0",), "ceil {x}", (_R,), False, "derivative 0"),
+          "copysign({x}, {y})", (_NZ, _NZ), False, "d/dx = 0 at x = 0 (as abs); d/dy = 0", exact=True),
+        S("sign", 1, "np.sign(x)", ("0.0",), ("0.0",), "sign {x}", (_NZ,), False, "derivative 0", exact=True),
+        S("floor", 1, "np.floor(x)", ("0.0",), ("0.0",), "floor {x}", (_R,), False, "derivative 0", exact=True),
+        S("ceil", 1, "np.ceil(x)", ("0.0",), ("0.0",), "ceil {x}", (_R,), False, "derivative 0", exact=True),
         S("rint", 1, "np.rint(x)", ("0.0",), ("0.0",), "rint {x}", (_R,), False,
-          "derivative 0; rounds half to even, as numpy"),
+          "derivative 0; rounds half to even, as numpy", exact=True),
         S("maximum", 2, "x if (x > y or x != x) else y",
           ("1.0 if x > y else (0.5 if x == y else 0.0)",
            "1.0 if y > x else (0.5 if x == y else 0.0)"),
-          ZERO2, "maximum({x}, {y})", (_R, _R), False, "a tie splits the derivative 1/2 : 1/2"),
+          ZERO2, "maximum({x}, {y})", (_R, _R), False, "a tie splits the derivative 1/2 : 1/2", exact=True),
         S("minimum", 2, "x if (x < y or x != x) else y",
           ("1.0 if x < y else (0.5 if x == y else 0.0)",
            "1.0 if y < x else (0.5 if x == y else 0.0)"),
-          ZERO2, "minimum({x}, {y})", (_R, _R), False, "a tie splits the derivative 1/2 : 1/2"),
+          ZERO2, "minimum({x}, {y})", (_R, _R), False, "a tie splits the derivative 1/2 : 1/2", exact=True),
         # ---- conditions: 1.0 for true, 0.0 for false; zero derivative ----
-        S("lt", 2, "1.0 if x < y else 0.0", ("0.0", "0.0"), ZERO2, "{x} < {y}", (_R, _R), False),
-        S("le", 2, "1.0 if x <= y else 0.0", ("0.0", "0.0"), ZERO2, "{x} <= {y}", (_R, _R), False),
-        S("gt", 2, "1.0 if x > y else 0.0", ("0.0", "0.0"), ZERO2, "{x} > {y}", (_R, _R), False),
-        S("ge", 2, "1.0 if x >= y else 0.0", ("0.0", "0.0"), ZERO2, "{x} >= {y}", (_R, _R), False),
-        S("eq", 2, "1.0 if x == y else 0.0", ("0.0", "0.0"), ZERO2, "{x} == {y}", (_R, _R), False),
-        S("ne", 2, "1.0 if x != y else 0.0", ("0.0", "0.0"), ZERO2, "{x} != {y}", (_R, _R), False),
+        S("lt", 2, "1.0 if x < y else 0.0", ("0.0", "0.0"), ZERO2, "{x} < {y}", (_R, _R), False, exact=True),
+        S("le", 2, "1.0 if x <= y else 0.0", ("0.0", "0.0"), ZERO2, "{x} <= {y}", (_R, _R), False, exact=True),
+        S("gt", 2, "1.0 if x > y else 0.0", ("0.0", "0.0"), ZERO2, "{x} > {y}", (_R, _R), False, exact=True),
+        S("ge", 2, "1.0 if x >= y else 0.0", ("0.0", "0.0"), ZERO2, "{x} >= {y}", (_R, _R), False, exact=True),
+        S("eq", 2, "1.0 if x == y else 0.0", ("0.0", "0.0"), ZERO2, "{x} == {y}", (_R, _R), False, exact=True, commutative=True),
+        S("ne", 2, "1.0 if x != y else 0.0", ("0.0", "0.0"), ZERO2, "{x} != {y}", (_R, _R), False, exact=True, commutative=True),
         S("land", 2, "1.0 if (x != 0.0 and y != 0.0) else 0.0", ("0.0", "0.0"), ZERO2, "{x} and {y}",
-          ((-1.0, 1.0), (-1.0, 1.0)), False),
+          ((-1.0, 1.0), (-1.0, 1.0)), False, exact=True, commutative=True),
         S("lor", 2, "1.0 if (x != 0.0 or y != 0.0) else 0.0", ("0.0", "0.0"), ZERO2, "{x} or {y}",
-          ((-1.0, 1.0), (-1.0, 1.0)), False),
-        S("lnot", 1, "1.0 if x == 0.0 else 0.0", ("0.0",), ("0.0",), "not {x}", ((-1.0, 1.0),), False),
+          ((-1.0, 1.0), (-1.0, 1.0)), False, exact=True, commutative=True),
+        S("lnot", 1, "1.0 if x == 0.0 else 0.0", ("0.0",), ("0.0",), "not {x}", ((-1.0, 1.0),), False, exact=True),
         # where(x, y, w): y where x is true (nonzero or NaN, as numpy), else w.
         # A select, not x*y + (1-x)*w, so the unselected branch's inf/NaN never
         # leaks into the value; the sweeps' zero-skipping keeps it out of the
         # derivatives too.
         S("where", 3, "y if x != 0.0 else w",
           ("0.0", "1.0 if x != 0.0 else 0.0", "0.0 if x != 0.0 else 1.0"),
-          ZERO6, "where({x}, {y}, {w})", ((-1.0, 1.0), _R, _R), False),
+          ZERO6, "where({x}, {y}, {w})", ((-1.0, 1.0), _R, _R), False, exact=True),
     ]
 
 

@@ -51,6 +51,7 @@ class TapeData:
     # optional: per slot, an index into ``source`` ("file:line" that recorded it), or -1
     source: tuple[str, ...] = ()
     source_index: np.ndarray | None = None
+    n_recorded: int = 0  # instructions as recorded, before optimisation (0: not known)
 
     @property
     def n_slots(self) -> int:
@@ -96,7 +97,7 @@ def validate(tape: TapeData) -> TapeData:
     for name in ("arg0", "arg1", "arg2", "const"):
         if arrays[name].shape[0] != n_slots:
             raise TapeError(f"tape.{name} has {arrays[name].shape[0]} entries, tape.op has {n_slots}")
-    for name in ("n_in", "n_params"):
+    for name in ("n_in", "n_params", "n_recorded"):
         value = getattr(tape, name)
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
             raise TapeError(f"tape.{name} must be a non-negative integer, got {value!r}")

@@ -1,0 +1,90 @@
+"""The optimizer: smaller tapes, identical values, derivatives to rounding, valid tapes."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tapead
+from tapead.passes import eliminate_dead_code, optimize
+
+from .conftest import assert_close, random_tapes
+
+
+def _results(tape, X, P, V):
+    args = (P,) if tape.n_params else ()
+    y = tape(X, *args)
+    _, y_dot = tape.jvp(X, *args, V)
+    _, x_bar = tape.vjp(X, *args, np.ones(tape.out_shape))
+    return y, y_dot, x_bar
+
+
+@given(tape=random_tapes(max_ops=16), seed=st.integers(0, 2**32 - 1))
+def test_optimize_preserves_values_exactly_and_derivatives_to_rounding(tape, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, (200, tape.n_in))
+    X[::7] = np.round(X[::7])  # integers, zeros: the edge cases of identities
+    P = rng.uniform(-2, 2, (200, tape.n_params))
+    V = rng.normal(size=(200, tape.n_in))
+    opt = tapead.optimize(tape)
+    tapead.validate(opt)
+    assert opt.n_ops <= tape.n_ops
+    before, after = _results(tape, X, P, V), _results(opt, X, P, V)
+    np.testing.assert_array_equal(after[0], before[0])  # values: bit for bit
+    for a, b in zip(after[1:], before[1:]):
+        finite = np.isfinite(a) & np.isfinite(b)
+        assert_close(a[finite], b[finite], rtol=1e-12, atol=1e-12)
+
+
+def test_each_rewrite():
+    def f(x):
+        a = x[0] * x[1]
+        b = x[1] * x[0]  # CSE, commutative
+        c = -(-a)  # -(-x) -> x
+        d = x[0] * (-1.0)  # -> neg
+        e = tapead.where(x[0] > 0, b, b)  # where(c, a, a) -> a
+        k = tapead.sqrt(tapead.maximum(4.0 * 4.0, 2.0))  # folded to 4
+        g = tapead.where(tapead.lt(1.0, 2.0), x[0], np.log(x[1]))  # constant condition; log is dead
+        x[0] + 0.0 * np.sin(x[1])  # dead code
+        return c + d + e + k * g + (a - (-0.0))
+
+    tape = tapead.record(f, 2, optimize=False)
+    opt = tapead.optimize(tape)
+    text = str(opt)
+    assert "log" not in text and "sin" not in text and "sqrt" not in text and "where" not in text
+    assert text.count("v_{-1}*v_0") == 1
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    np.testing.assert_array_equal(opt(X), tape(X))
+    assert opt.n_ops < tape.n_ops and opt.n_recorded == tape.n_ops
+
+
+def test_x_plus_zero_is_kept_because_of_negative_zero():
+    tape = tapead.record(lambda x: x[0] + 0.0, 1)
+    assert tape.n_ops == 1
+    assert np.signbit(tape(np.array([-0.0]))) == np.signbit(-0.0 + 0.0)
+
+
+def test_record_optimizes_by_default_and_source_lines_follow():
+    def f(x):
+        a = np.sin(x[0])
+        b = np.sin(x[0])
+        return np.log(a + b - 2.0)
+
+    tape = tapead.record(f, 1)
+    assert tape.n_ops == 4 and tape.n_recorded == 5
+    (report,) = tape.find_nonfinite(np.array([[0.1]]))
+    assert "return np.log(a + b - 2.0)" in report.source
+
+
+def test_dead_code_elimination_keeps_inputs_and_params():
+    tape = tapead.record(lambda x, p: x[2] * 2.0, 3, n_params=2, optimize=False)
+    opt = eliminate_dead_code(tape)
+    assert (opt.n_in, opt.n_params, opt.n_ops) == (3, 2, 1)
+    assert optimize(tape).n_slots == 6
+
+
+@pytest.mark.parametrize("n", [10, 100])
+def test_stats(n):
+    stats = tapead.record(lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2), n).stats()
+    assert stats["ops"] == 8 * (n - 1) - 1 and stats["slots"] == n + stats["ops"]
+    assert stats["bytes_per_point"]["gradient"] == 16 * stats["slots"]
