@@ -205,8 +205,9 @@ class Tape(TapeData):
         Y = Y.reshape(shape)
         return Y if batched else Y[0]
 
-    def _launch(self, kernel, tile: int, X, P, p_step: int, *middle, outputs: tuple, progress=None) -> None:
-        """Run ``kernel`` over all points, in blocks of BLOCK points so that converted inputs and
+    def _launch(self, kernel, layout: tuple, tile: int, X, P, p_step: int, *middle, outputs: tuple,
+                progress=None) -> None:
+        """Run ``kernel`` with slot ``layout`` (see _compact, _ssa) over all points, in blocks of BLOCK points so that converted inputs and
         temporaries stay bounded; ``middle`` holds per-kernel arguments, a (seeds, step) pair
         for seed arrays (sliced per block when step is 1); ``outputs`` are (N, ...) arrays."""
         n_points = X.shape[0]
@@ -214,7 +215,7 @@ class Tape(TapeData):
         for start in range(0, n_points, BLOCK):
             block = slice(start, min(n_points, start + BLOCK))
             m = block.stop - block.start
-            args = [self.op, self.arg0, self.arg1, self.arg2, self.const, self.n_in, self.n_params, self.outputs,
+            args = [self.op, *layout, self.const, self.n_in, self.n_params, self.outputs,
                     _contiguous(X[block]), _contiguous(P[block]) if p_step else P, p_step]
             for item in middle:
                 if isinstance(item, tuple):
@@ -234,6 +235,16 @@ class Tape(TapeData):
     # ---- sweeps ----
 
     @cached_property
+    def _compact(self) -> tuple:
+        """Layout of the forward sweeps: value rows reused (tapead.passes.compact_slots)."""
+        return passes.compact_slots(self)
+
+    @cached_property
+    def _ssa(self) -> tuple:
+        """Layout of the reverse sweeps: one row per slot, every value kept."""
+        return self.arg0, self.arg1, self.arg2, np.arange(self.n_slots, dtype=np.int32), self.n_slots
+
+    @cached_property
     def _last_use(self) -> np.ndarray:
         """Per slot, the last instruction that reads it; -1 if none, n_slots for outputs."""
         last = np.full(self.n_slots, -1, dtype=np.int32)
@@ -246,7 +257,8 @@ class Tape(TapeData):
 
     def _primal(self, X, P, Y=None, progress=None) -> np.ndarray:
         Y = _output(Y, (X.shape[0], self.n_out), "out")
-        self._launch(_sweeps().forward_primal, tile_size(self.n_slots), X, *self._params(P, X.shape[0]),
+        self._launch(_sweeps().forward_primal, self._compact, tile_size(self._compact[-1]), X,
+                     *self._params(P, X.shape[0]),
                      outputs=(Y,), progress=progress)
         return Y
 
@@ -254,7 +266,8 @@ class Tape(TapeData):
         q = V.shape[2]
         Y = _output(Y, (X.shape[0], self.n_out), "out[0]")
         Y_dot = _output(Y_dot, (X.shape[0], self.n_out, q), "out[1]")
-        self._launch(_sweeps().forward_tangent, tile_size(self.n_slots, q), X, *self._params(P, X.shape[0]),
+        self._launch(_sweeps().forward_tangent, self._compact, tile_size(self._compact[-1], q), X,
+                     *self._params(P, X.shape[0]),
                      (V, v_step), outputs=(Y, Y_dot), progress=progress)
         return Y, Y_dot
 
@@ -262,7 +275,8 @@ class Tape(TapeData):
         r = W.shape[2]
         Y = _output(Y, (X.shape[0], self.n_out), "out[0]")
         X_bar = _output(X_bar, (X.shape[0], self.n_in, r), "out[1]")
-        self._launch(_sweeps().reverse_adjoint, tile_size(self.n_slots, r), X, *self._params(P, X.shape[0]),
+        self._launch(_sweeps().reverse_adjoint, self._ssa, tile_size(self.n_slots, r), X,
+                     *self._params(P, X.shape[0]),
                      self._last_use, (W, w_step), outputs=(Y, X_bar), progress=progress)
         return Y, X_bar
 
@@ -276,7 +290,7 @@ class Tape(TapeData):
         for cols in _chunks(q):
             Vc = np.ascontiguousarray(V[:, :, cols])
             H = HV if cols == slice(0, q) else np.empty((n_points, self.n_in, Vc.shape[2]))
-            self._launch(_sweeps().reverse_hessian, tile_size(self.n_slots, 2 + 2 * Vc.shape[2], minimum=16),
+            self._launch(_sweeps().reverse_hessian, self._ssa, tile_size(self.n_slots, 2 + 2 * Vc.shape[2], minimum=16),
                          X, *params, self._last_use, (W, w_step), (Vc, v_step), outputs=(Y, G, H),
                          progress=progress)
             if H is not HV:

@@ -382,6 +382,19 @@ exit status: 0 success, 1 a problem with a file or its data, 2 a bad command lin
 """
 
 
+def warmup() -> int:
+    """Run every sweep once, on one point and on many (serial and parallel entry points), so
+    that later processes load all kernels from Numba's cache."""
+    import tapead
+
+    start = time.perf_counter()
+    tape = tapead.record(seed_function, 2)
+    for X in (np.array([2.0, 5.0]), np.ones((5000, 2)) * 2):
+        tape(X), tape.jvp(X, np.ones(2)), tape.gradient(X), tape.hvp(X, np.ones(2))
+    print(f"tapead kernels ready in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tapead", description="Record once, evaluate derivatives at many points.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -418,7 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     p_grad.add_argument("--block", type=int, default=BLOCK_ROWS, metavar="ROWS",
                         help=f"rows per block (default {BLOCK_ROWS})")
 
+    sub.add_parser("warmup", help="compile (or load from the cache) every kernel now, and say how long it took")
+
     args = parser.parse_args(argv)
+    if args.command == "warmup":
+        return warmup()
     if args.command == "demo":
         if args.points < 1:
             parser.error("--points must be at least 1")

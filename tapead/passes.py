@@ -147,3 +147,38 @@ def optimize(tape: TapeData) -> TapeData:
         source_index=source_index, n_recorded=tape.n_recorded or tape.n_ops,
     )
     return eliminate_dead_code(merged)
+
+
+def compact_slots(tape: TapeData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The forward sweeps' layout: value rows reused once dead (linear scan over live ranges).
+
+    Returns (arg0, arg1, arg2, res, n_values): instruction i reads rows arg*[i] and writes row
+    res[i]. A value lives from its instruction to its last reader; outputs to the end. A
+    result never takes the row of its own operand, so no sweep reads a row it has just
+    written. DESIGN.md section 6 measured 4.6x on forward sweeps of a 14k-op tape.
+    """
+    n, lead = tape.n_slots, tape.n_in + tape.n_params
+    last = np.full(n, -1, dtype=np.int64)
+    index = np.arange(n)
+    args = (tape.arg0, tape.arg1, tape.arg2)
+    for arg in args:
+        used = arg >= 0
+        np.maximum.at(last, arg[used], index[used])
+    last[tape.outputs] = n
+    res = np.empty(n, dtype=INDEX_DTYPE)
+    res[:lead] = np.arange(lead)
+    free: list[int] = []
+    n_values = lead
+    expiring: dict[int, list[int]] = {}
+    for j in range(lead):
+        expiring.setdefault(max(int(last[j]), j), []).append(j)
+    for i in range(lead, n):
+        if free:
+            res[i] = free.pop()
+        else:
+            res[i] = n_values
+            n_values += 1
+        expiring.setdefault(max(int(last[i]), i), []).append(i)
+        free += [int(res[j]) for j in expiring.pop(i, ())]  # rows whose values die here
+    renamed = [np.where(arg >= 0, res[np.maximum(arg, 0)], -1).astype(INDEX_DTYPE) for arg in args]
+    return (*renamed, res, max(n_values, 1))
