@@ -226,3 +226,13 @@ def test_progress_bar_only_on_a_terminal(capsys, tmp_path, monkeypatch, points):
     assert cli.main(["grad", SEED, "--points", "points.csv", "--out", "o.csv", "--block", "10"]) == 0
     shown = terminal.getvalue()
     assert shown.startswith("\rtapead grad [") and "100.0%  50 points\n" in shown
+
+
+def test_warmup_readies_every_kernel(tmp_path):
+    script = ("from tapead import cli; from tapead.kernels import sweeps; cli.main(['warmup']); "
+              "names = ['forward_primal', 'forward_tangent', 'reverse_adjoint', 'reverse_hessian']; "
+              "print(all(getattr(sweeps, n).signatures and getattr(sweeps, '_' + n + '_tiles').signatures "
+              "for n in names))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    assert "tapead kernels ready in" in out.stdout and out.stdout.strip().endswith("True")
