@@ -1,9 +1,9 @@
 """The public API: record a function once, evaluate it and its derivatives at many points.
 
 ``Tape`` adds the evaluation methods to the tape's arrays. Every method checks
-its arguments, brings them to the kernels' layout (C-contiguous float64,
-points first) without modifying them, and calls one sweep of
-``tapead.kernels.sweeps`` over all points at once.
+its arguments and runs one sweep of ``tapead.kernels.sweeps`` over the points,
+block by block, bringing each block to the kernels' layout (C-contiguous
+float64, points first) without modifying the caller's arrays.
 """
 
 from __future__ import annotations
