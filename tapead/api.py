@@ -53,7 +53,7 @@ def _chunks(q: int, size: int = _MAX_DIRECTIONS) -> list[slice]:
 
 
 # Points per kernel launch: inputs are converted and seeds sliced one block at a time.
-BLOCK = 1 << 16
+BLOCK = 1 << 18  # 262,144: each block is one thread-pool launch, which waits when the cores are busy
 
 # Numba's workqueue threading layer crashes on concurrent parallel launches; omp and tbb
 # do not. Launches are serialised until the first one shows which layer is in use.
@@ -229,6 +229,7 @@ class Tape(TapeData):
                 getattr(sweeps, f"_{kernel.__name__}_tiles")(*args, tile, 1, 0)
             else:
                 _parallel(kernel, (*args, tile, n_threads))
+            del args  # before the next block is converted: one block of temporaries at a time
             if progress is not None:
                 progress(block.stop, n_points)
 
