@@ -103,7 +103,7 @@ def _sweeps():
             name.startswith("sweeps.reverse_adjoint") and name.endswith(".nbi") for name in os.listdir(cache_dir)
         )
         if not cached:
-            print("compiling tapead kernels, once (about a minute; later runs load them from the cache) ...",
+            print("compiling tapead kernels, once (a few minutes; later runs load them from the cache) ...",
                   file=sys.stderr, flush=True)
         _kernels = sweeps
     return _kernels
