@@ -33,7 +33,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import tapead  # noqa: E402
 from benchutil import fmt, header, interleaved, table  # noqa: E402
 from tapead.api import Tape  # noqa: E402
 from tapead.ops import CONST, INPUT, OPS, op_table_hash  # noqa: E402
