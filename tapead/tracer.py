@@ -14,8 +14,10 @@ numpy's object loops look for (``Var.sin`` and so on).
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import os
+import struct
 import sys
 from collections.abc import Callable
 
@@ -37,66 +39,114 @@ _FLOAT_ERROR = (
 )
 
 
+_CODE = {name: spec.code for name, spec in BY_NAME.items()}
+
+
 class Recorder:
-    """The growing tape: parallel lists of opcodes, operand slots and immediates."""
+    """The growing tape: one list per column (opcodes, operand slots, immediates, source lines)."""
 
     def __init__(self, n_in: int, n_params: int, source_lines: bool = True) -> None:
+        lead = n_in + n_params
         self.op: list[int] = [INPUT] * n_in + [PARAM] * n_params
-        self.args: list[tuple[int, int, int]] = [(-1, -1, -1)] * (n_in + n_params)
-        self.const: list[float] = [0.0] * (n_in + n_params)
-        self._constants: dict[float, Var] = {}
+        self.arg0, self.arg1, self.arg2 = [-1] * lead, [-1] * lead, [-1] * lead
+        self.const: list[float] = [0.0] * lead
+        self._constants: dict[bytes, Var] = {}
         self.source_lines = source_lines
-        self.where: list[tuple[str, int] | None] = [None] * (n_in + n_params)
+        self.where: list[tuple[str, int] | None] = [None] * lead
+        self._user_line = _LineFinder()
 
-    def emit(self, name: str, operands: tuple[Var, ...] = (), c: float = 0.0) -> Var:
-        slots = [a.slot for a in operands]
-        self.op.append(BY_NAME[name].code)
-        self.args.append(tuple(slots + [-1] * (3 - len(slots))))
+    def emit(self, name: str, operands: tuple[Var, ...] = (), c: float = 0.0, depth: int = 3) -> Var:
+        """Append instruction ``name`` on (at most three) ``operands`` with immediate ``c``.
+
+        ``depth``: the first frame to search for the user's line, counting :class:`_LineFinder`
+        as 0 and emit as 1. Only this module calls emit, so frame 2 is tapead's and need not be
+        looked at; ``_record``, ``_power`` and ``_binary`` are called from this module only too,
+        so they pass 4.
+        """
+        n = len(operands)
+        self.op.append(_CODE[name])
+        self.arg0.append(operands[0].slot if n > 0 else -1)
+        self.arg1.append(operands[1].slot if n > 1 else -1)
+        self.arg2.append(operands[2].slot if n > 2 else -1)
         self.const.append(float(c))
-        self.where.append(_user_line() if self.source_lines else None)
+        self.where.append(self._user_line(depth) if self.source_lines else None)
         return Var(self, len(self.op) - 1)
 
     def constant(self, c: float) -> Var:
         """A slot holding ``c`` (one per distinct value and sign)."""
         key = float(c)
-        key_bits = np.float64(key).tobytes()
+        key_bits = struct.pack("d", key)  # its IEEE bits: -0.0 and 0.0 differ, a NaN equals itself
         var = self._constants.get(key_bits)
         if var is None:
             var = self._constants[key_bits] = self.emit("const", (), key)
         return var
 
     def tape(self, outputs: list[int], out_shape: tuple[int, ...], n_in: int, n_params: int) -> TapeData:
-        args = np.array(self.args, dtype=INDEX_DTYPE).reshape(-1, 3)
+        self._user_line.forget()  # its frames refer back to this recorder
         places = sorted({w for w in self.where if w is not None})
         number = {w: k for k, w in enumerate(places)}
-        source_index = np.array([number.get(w, -1) for w in self.where], dtype=INDEX_DTYPE)
+        number[None] = -1
         return validate(
             TapeData(
                 op=np.array(self.op, dtype=OP_DTYPE),
-                arg0=np.ascontiguousarray(args[:, 0]),
-                arg1=np.ascontiguousarray(args[:, 1]),
-                arg2=np.ascontiguousarray(args[:, 2]),
+                arg0=np.array(self.arg0, dtype=INDEX_DTYPE),
+                arg1=np.array(self.arg1, dtype=INDEX_DTYPE),
+                arg2=np.array(self.arg2, dtype=INDEX_DTYPE),
                 const=np.array(self.const, dtype=np.float64),
                 outputs=np.array(outputs, dtype=INDEX_DTYPE),
                 n_in=n_in,
                 n_params=n_params,
                 out_shape=out_shape,
                 source=tuple(f"{file}:{line}" for file, line in places),
-                source_index=source_index if places else None,
+                source_index=np.array([number[w] for w in self.where], dtype=INDEX_DTYPE) if places else None,
             )
         )
 
 
 # Frames of tapead's and numpy's own code are skipped to find the user's line.
 _INTERNAL_DIRS = (os.path.dirname(os.path.abspath(__file__)) + os.sep, os.path.dirname(np.__file__) + os.sep)
+_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 
 
-def _user_line() -> tuple[str, int] | None:
-    """(file, line) of the innermost frame outside tapead and numpy: where the user recorded this op."""
-    frame = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
-        frame = frame.f_back
-    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
+class _LineFinder:
+    """(file, line) of the innermost frame outside tapead and numpy: where the user recorded an op.
+
+    Walking the stack cost about a microsecond per op, so each walk remembers the tapead and
+    numpy frames it passed and the line it found. A later walk that meets one of those frames
+    (still running, since it is on the stack) has the same callers above it, each paused in the
+    same call, so it stops there with the same answer: the ops of one elementwise ufunc walk up
+    to its ``_dispatch_ufunc`` frame only. A generator's frame can be resumed by another caller,
+    so the frames it called are not remembered, nor is it. The frames themselves are held (ids
+    get reused) until :meth:`forget`, at the end of a recording.
+    """
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        self.last: tuple[set, tuple[str, int] | None] = (set(), None)  # (frames passed, line found)
+
+    def __call__(self, depth: int) -> tuple[str, int] | None:
+        try:
+            frame = sys._getframe(depth)  # 0: here, 1: Recorder.emit, 2: its caller (see emit)
+        except ValueError:  # the stack is not that deep
+            frame = None
+        passed, line = self.last  # one read: another thread may replace it
+        chain = []
+        while frame is not None:
+            if frame in passed:
+                return line
+            code = frame.f_code
+            if not code.co_filename.startswith(_INTERNAL_DIRS):
+                break
+            if code.co_flags & _RESUMABLE:
+                chain.clear()
+            else:
+                chain.append(frame)
+            frame = frame.f_back
+        line = None if frame is None else (code.co_filename, frame.f_lineno)
+        self.last = (set(chain), line)
+        return line
 
 
 def _is_number(a: object) -> bool:
@@ -104,6 +154,8 @@ def _is_number(a: object) -> bool:
 
 
 def _as_float(a: object) -> float:
+    if type(a) is float or type(a) is int:  # the common cases, without the slow isinstance(a, numbers.Real)
+        return float(a)
     if isinstance(a, np.ndarray) and a.ndim == 0:
         a = a.item()
     if not _is_number(a):
@@ -203,7 +255,11 @@ def _plain(a):
 
 def _record(name: str, args: tuple) -> Var:
     """Record op ``name`` on scalar operands, turning plain numbers into constant slots."""
-    rec = next(a.rec for a in args if isinstance(a, Var))
+    rec = None
+    for a in args:
+        if isinstance(a, Var):
+            rec = a.rec
+            break
     operands = []
     for a in args:
         if isinstance(a, Var):
@@ -212,7 +268,10 @@ def _record(name: str, args: tuple) -> Var:
             operands.append(a)
         else:
             operands.append(rec.constant(_as_float(a)))
-    return rec.emit(name, tuple(operands))
+    return rec.emit(name, tuple(operands), depth=4)
+
+
+_SPECIAL_POWERS = {2.0: "square", -1.0: "recip", 0.5: "sqrt"}
 
 
 def _power(x: Var, c: float) -> Var:
@@ -221,8 +280,8 @@ def _power(x: Var, c: float) -> Var:
         return x
     if c == 0.0:
         return x.rec.constant(1.0)  # pow(x, 0) == 1 for every x, NaN included
-    special = {2.0: "square", -1.0: "recip", 0.5: "sqrt"}.get(c)
-    return x.rec.emit(special, (x,)) if special else x.rec.emit("powc", (x,), c)
+    special = _SPECIAL_POWERS.get(c)
+    return x.rec.emit(special, (x,), depth=4) if special else x.rec.emit("powc", (x,), c, depth=4)
 
 
 def _binary(name: str, a, b):
@@ -230,29 +289,29 @@ def _binary(name: str, a, b):
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return _elementwise(name, (a, b))
     if isinstance(a, Var) and isinstance(b, Var):
-        return _record(name, (a, b))
+        return a.rec.emit(name, (a, b), depth=4) if a.rec is b.rec else _record(name, (a, b))
     if isinstance(a, Var):
         c = _as_float(b)
         if name == "add":
-            return a.rec.emit("addc", (a,), c)
+            return a.rec.emit("addc", (a,), c, depth=4)
         if name == "sub":
-            return a.rec.emit("addc", (a,), -c)  # x - c == x + (-c) in IEEE arithmetic
+            return a.rec.emit("addc", (a,), -c, depth=4)  # x - c == x + (-c) in IEEE arithmetic
         if name in ("mul", "div") and c == 1.0:
             return a
         if name in ("mul", "div"):
-            return a.rec.emit(name + "c", (a,), c)
+            return a.rec.emit(name + "c", (a,), c, depth=4)
         if name == "pow":
             return _power(a, c)
     elif isinstance(b, Var):
         c = _as_float(a)
         if name == "add":
-            return b.rec.emit("addc", (b,), c)
+            return b.rec.emit("addc", (b,), c, depth=4)
         if name == "mul":
-            return b if c == 1.0 else b.rec.emit("mulc", (b,), c)
+            return b if c == 1.0 else b.rec.emit("mulc", (b,), c, depth=4)
         if name == "sub":
-            return b.rec.emit("rsubc", (b,), c)
+            return b.rec.emit("rsubc", (b,), c, depth=4)
         if name == "div":
-            return b.rec.emit("recip", (b,)) if c == 1.0 else b.rec.emit("rdivc", (b,), c)
+            return b.rec.emit("recip", (b,), depth=4) if c == 1.0 else b.rec.emit("rdivc", (b,), c, depth=4)
     else:
         return _numeric(name, (a, b))
     return _record(name, (a, b))
@@ -291,13 +350,15 @@ def _function(name: str) -> Callable:
     def fn(*args):
         if len(args) != arity:
             raise TypeError(f"tapead.{name} takes {arity} argument(s), got {len(args)}")
-        if any(isinstance(a, (np.ndarray, list, tuple)) for a in args):
-            return _elementwise(name, args)
-        if any(isinstance(a, Var) for a in args):
-            if arity == 2:
-                return _binary(name, *args)
-            return _record(name, args)
-        return _numeric(name, args)
+        traced = False
+        for a in args:  # a loop, not any(...): this runs once per recorded instruction
+            if isinstance(a, Var):
+                traced = True
+            elif isinstance(a, (np.ndarray, list, tuple)):
+                return _elementwise(name, args)
+        if not traced:
+            return _numeric(name, args)
+        return _binary(name, *args) if arity == 2 else _record(name, args)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise {name} of traced values, arrays of them, or numbers (op table row {name!r})."

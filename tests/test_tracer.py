@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tapead
-from tapead import reference
+from tapead import reference, tracer
 
 from .conftest import assert_close
 
@@ -104,6 +104,25 @@ def test_parameters_change_per_point_without_rerecording(rng):
     y1, g1 = tape.value_and_gradient(X, np.array([0.3]))
     assert_close(g1[:, 0], -(0.3 - X[:, 0]) / sigma**2)
     assert tape.value_and_gradient(X[0], P[0])[1].shape == (2,)
+
+
+def test_source_lines_name_the_users_line_also_through_a_library_generator(monkeypatch):
+    # the line finder remembers the library frames it passed; a generator's frame is resumed
+    # from another line each time, so it must not be remembered
+    library = {}
+    exec(compile("def squares(xs):\n    for v in xs:\n        yield v * v\n", "/library/lib.py", "exec"), library)
+    monkeypatch.setattr(tracer, "_INTERNAL_DIRS", tracer._INTERNAL_DIRS + ("/library/",))
+
+    def f(x):
+        squares = library["squares"](x)
+        a = next(squares)
+        b = next(squares)
+        return np.sin(x).sum() + a * b
+
+    tape = tapead.record(f, 2, optimize=False)
+    first, file = f.__code__.co_firstlineno, f.__code__.co_filename
+    lines = [tape.source[k] for k in tape.source_index[tape.n_in:]]
+    assert lines == [f"{file}:{first + k}" for k in (2, 3, 4, 4, 4, 4, 4)]
 
 
 # ---- errors ----
