@@ -28,7 +28,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-FLAGS = dict(cache=True, nogil=True, error_model="numpy", inline="always")
+FLAGS = {"cache": True, "nogil": True, "error_model": "numpy", "inline": "always"}
 
 
 @intrinsic
@@ -80,8 +80,7 @@ def _expm1_reduced(r):
 @njit(**FLAGS)
 def _reduce_exp(x):
     # (k, r) with x = k ln2 + r, |r| <= ln2/2; x clamped to where exp is finite and nonzero
-    xc = x if x < 710.0 else 710.0
-    xc = xc if xc > -746.0 else -746.0
+    xc = max(-746.0, min(710.0, x))  # nan -> 710.0, fixed at the end
     kf = (xc * LOG2E + ROUND) - ROUND
     r = (xc - kf * LN2_HI) - kf * LN2_LO
     return kf, r
@@ -93,7 +92,7 @@ def exp(x):
     k = int(kf)
     k1 = k >> 1
     y = (1.0 + _expm1_reduced(r)) * _float((k1 + 1023) << 52) * _float((k - k1 + 1023) << 52)
-    return x if x != x else y
+    return x if math.isnan(x) else y
 
 
 @njit(**FLAGS)
@@ -134,7 +133,7 @@ def expm1(x):
     xs = x if math.fabs(x) <= 1.1 else 0.0
     y = _expm1_taylor(xs) if math.fabs(x) <= 1.1 else y
     y = y if math.fabs(x) > 5.551115123125783e-17 else x  # expm1 x = x below 2^-54 (keeps -0.0)
-    return x if x != x else y
+    return x if math.isnan(x) else y
 
 
 @njit(**FLAGS)
@@ -168,7 +167,7 @@ def log(x):
     y = ef * LN2_HI + (f - (hfsq - (s * (hfsq + R) + ef * LN2_LO)))
     y = -INF if x == 0.0 else y
     y = NAN if x < 0.0 else y
-    return x if (x != x or x == INF) else y
+    return x if (math.isnan(x) or x == INF) else y
 
 
 @njit(**FLAGS)
@@ -178,7 +177,7 @@ def log1p(x):
     c = (x - (u - 1.0)) / u if u != 0.0 else 0.0
     y = log(u) + c
     y = x if u == 1.0 else y  # |x| < 2^-53: log1p(x) = x to rounding (and keeps -0.0)
-    return x if (x != x or x == INF) else y
+    return x if (math.isnan(x) or x == INF) else y
 
 
 PIO2_1 = 1.57079632673412561417e+00  # first 33 bits of pi/2
@@ -256,7 +255,7 @@ def cos(x):
 @njit(**FLAGS)
 def tanh(x):
     a = math.fabs(x)
-    e = expm1(2.0 * (a if a < 20.0 else 20.0))
+    e = expm1(2.0 * min(20.0, a))
     # e / (e + 2) with the rounding t of s = e + 2 recovered (Fast2Sum) and divided out
     s = e + 2.0
     t = ((2.0 - s) + e) if e < 2.0 else ((e - s) + 2.0)
@@ -265,7 +264,7 @@ def tanh(x):
     y = y if a > 3.725290298461914e-09 else a  # tanh(a) = a to rounding below 2^-28
     y = y if a < 20.0 else 1.0
     y = math.copysign(y, x)
-    return x if x != x else y
+    return x if math.isnan(x) else y
 
 
 @njit(**FLAGS)

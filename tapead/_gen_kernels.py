@@ -33,7 +33,8 @@ checks only this file, so a change there must regenerate this one.
 
 Slots: instruction ``i`` writes value row ``res[i]`` of ``v`` (``n_values`` rows). The forward
 sweeps get a compacted layout (rows reused once a value is dead, operands renamed to rows);
-the reverse sweeps, which read every value again, get the SSA layout (``res[i] == i``).
+the reverse sweep the same with the values it reads again pinned, and adjoint rows ``bres``
+by liveness; the Hessian sweep the SSA layout (``res[i] == i``, adjoint row i).
 
 Layout (DESIGN.md section 6): the points are cut into tiles of ``tile``
 points; each thread owns scratch allocated once and sweeps its tiles with the
@@ -100,13 +101,13 @@ def _kind(partial: str) -> str:
     return "point"
 
 
-def _loads(spec: OpSpec, exprs: list[str], pad: str, z_from_v: bool) -> list[str]:
+def _loads(spec: OpSpec, exprs: list[str], pad: str, z_row: str | None) -> list[str]:
     lines = []
     for k in range(spec.arity):
         if any(_mentions(e, OPERANDS[k]) for e in exprs):
             lines.append(f"{pad}{OPERANDS[k]} = v[a{k}, p]")
-    if z_from_v and any(_mentions(e, "z") for e in exprs):
-        lines.append(f"{pad}z = v[i, p]")
+    if z_row and any(_mentions(e, "z") for e in exprs):
+        lines.append(f"{pad}z = v[{z_row}, p]")
     return lines
 
 
@@ -168,7 +169,7 @@ def _primal_branch(spec: OpSpec) -> list[str]:
     if _rowed(spec, spec.primal):
         return lines + [_call(spec, "primal", "v[a0]", "v[row]")]
     lines.append("                for p in range(m):")
-    lines += _loads(spec, [spec.primal], " " * 20, False)
+    lines += _loads(spec, [spec.primal], " " * 20, None)
     lines.append(f"                    v[row, p] = {spec.primal}")
     return lines
 
@@ -196,10 +197,10 @@ def _tangent_branch(spec: OpSpec) -> list[str]:
     if slow or not _rowed(spec, spec.primal):
         lines.append("                for p in range(m):")
         if _rowed(spec, spec.primal):
-            lines += _loads(spec, [spec.partials[k] for k in slow], " " * 20, False)
+            lines += _loads(spec, [spec.partials[k] for k in slow], " " * 20, None)
             lines.append("                    z = v[row, p]")
         else:
-            lines += _loads(spec, [spec.primal] + [spec.partials[k] for k in slow], " " * 20, False)
+            lines += _loads(spec, [spec.primal] + [spec.partials[k] for k in slow], " " * 20, None)
             lines.append(f"                    z = {spec.primal}")
             lines.append("                    v[row, p] = z")
         for k in slow:
@@ -223,21 +224,25 @@ def _reverse_branch(spec: OpSpec) -> list[str]:
     fast = [k for k in point if _rowed(spec, spec.partials[k])]
     slow = [k for k in point if k not in fast]
     lines = _head(spec, list(spec.partials))
+    if fast or any(_mentions(spec.partials[k], "z") for k in slow):
+        lines.append("                row = res[i]")
+    lines.append("                zb = bres[i]")
+    lines += [f"                b{k} = barg{k}[i]" for k, kind in enumerate(kinds) if kind != "zero"]
     for k, kind in enumerate(kinds):
         if kind == "const":
             lines.append(f"                c{k} = {spec.partials[k]}")
-    lines += [_call(spec, f"d{k}", "v[i]", f"d{k}") for k in fast]
-    loads = _loads(spec, [spec.partials[k] for k in slow], " " * 24, True)
+    lines += [_call(spec, f"d{k}", "v[row]", f"d{k}") for k in fast]
+    loads = _loads(spec, [spec.partials[k] for k in slow], " " * 24, "row")
     if slow:
         # one direction (gradients, VJPs): partials and accumulation in one pass
         lines.append("                if r == 1:")
         lines.append("                    for p in range(m):")
         lines += loads
-        lines.append("                        z_bar = v_bar[i, 0, p]")
+        lines.append("                        z_bar = v_bar[zb, 0, p]")
         for k, kind in enumerate(kinds):
             if kind != "zero":
                 term = f"_mz({spec.partials[k]}, z_bar)" if k in slow else _term(kind, k, "z_bar")
-                lines.append(f"                        v_bar[a{k}, 0, p] += {term}")
+                lines.append(f"                        v_bar[b{k}, 0, p] += {term}")
         # several directions: partials once per point, then every direction
         lines.append("                    continue")
         lines.append("                for p in range(m):")
@@ -246,10 +251,10 @@ def _reverse_branch(spec: OpSpec) -> list[str]:
             lines.append(f"                    d{k}[p] = {spec.partials[k]}")
     lines.append("                for d in range(r):")
     lines.append("                    for p in range(m):")
-    lines.append("                        z_bar = v_bar[i, d, p]")
+    lines.append("                        z_bar = v_bar[zb, d, p]")
     for k, kind in enumerate(kinds):
         if kind != "zero":
-            lines.append(f"                        v_bar[a{k}, d, p] += {_term(kind, k, 'z_bar')}")
+            lines.append(f"                        v_bar[b{k}, d, p] += {_term(kind, k, 'z_bar')}")
     return lines
 
 
@@ -268,7 +273,7 @@ def _hessian_branch(spec: OpSpec) -> list[str]:
     lines += [_call(spec, f"d{k}", "v[i]", f"d{k}") for k in live if _rowed(spec, spec.partials[k])]
     lines += [_call(spec, f"h{j}{k}", "v[i]", f"h{j}{k}") for (j, k), e in second.items() if _rowed(spec, e)]
     lines.append("                for p in range(m):")
-    lines += _loads(spec, [e for e in exprs if not _rowed(spec, e)], " " * 20, True)
+    lines += _loads(spec, [e for e in exprs if not _rowed(spec, e)], " " * 20, "i")
     lines.append("                    z_bar = v_bar[i, p]")
     for k in live:
         if not _rowed(spec, spec.partials[k]):
@@ -364,26 +369,38 @@ def _forward_tangent_tiles({SIGNATURE}, X_dot, x_dot_step, Y, Y_dot, tile, n_thr
 REVERSE = f'''
 
 @njit(parallel=True, **FLAGS)
-def reverse_adjoint({SIGNATURE}, last_use, Y_bar, y_bar_step, Y, X_bar, tile, n_threads):
+def reverse_adjoint({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar, tile,
+                    n_threads):
     """Values and r adjoints in one sweep: X_bar[k, :, d] = J(X[k]).T @ Y_bar[k, :, d].
 
-    ``last_use[s]`` is the last instruction reading slot s (-1 if none, n_slots
-    for an output): the reverse sweep zeroes an adjoint row just before its
-    first accumulation, while it is in cache, and skips dead instructions.
+    Values go to rows ``res`` (reused, except the values the reverse part reads again);
+    adjoints to rows ``bres`` (reused by liveness), operand k's adjoint to ``bargk[i]``.
+    ``flags[i]``: bit k when operand k's adjoint is first accumulated at i, so its row is
+    zeroed just before, while in cache; bit 3 when nothing reads slot i (skipped; an input's
+    gradient is 0).
     """
     for t in prange(n_threads):
-        _reverse_adjoint_tiles({SIGNATURE}, last_use, Y_bar, y_bar_step, Y, X_bar, tile, n_threads, t)
+        _reverse_adjoint_tiles({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar,
+                               tile, n_threads, t)
+
+
+@njit(inline="always", **FLAGS)
+def _zero(v_bar, b, r, m):
+    for d in range(r):
+        for p in range(m):
+            v_bar[b, d, p] = 0.0
 
 
 @njit(**FLAGS)
-def _reverse_adjoint_tiles({SIGNATURE}, last_use, Y_bar, y_bar_step, Y, X_bar, tile, n_threads, t):
+def _reverse_adjoint_tiles({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar,
+                           tile, n_threads, t):
     n_slots = op.shape[0]
     n_points = X.shape[0]
     n_out = outputs.shape[0]
     r = Y_bar.shape[2]
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
-    v_bar = np.empty((n_slots, r, tile))
+    v_bar = np.empty((n_bar, r, tile))
     d0 = np.empty(tile)
     d1 = np.empty(tile)
     d2 = np.empty(tile)
@@ -393,37 +410,37 @@ def _reverse_adjoint_tiles({SIGNATURE}, last_use, Y_bar, y_bar_step, Y, X_bar, t
 {{load}}        for i in range(n_in + n_params, n_slots):
             o = op[i]
 {{primal}}        for j in range(n_out):
-            s = outputs[j]
+            s = res[outputs[j]]
             for p in range(m):
                 Y[start + p, j] = v[s, p]
         for j in range(n_out):
-            s = outputs[j]
-            for d in range(r):
-                for p in range(m):
-                    v_bar[s, d, p] = 0.0
+            _zero(v_bar, bres[outputs[j]], r, m)
         for j in range(n_out):
-            s = outputs[j]
+            s = bres[outputs[j]]
             for d in range(r):
                 for p in range(m):
                     v_bar[s, d, p] += Y_bar[(start + p) * y_bar_step, j, d]
         for i in range(n_slots - 1, n_in + n_params - 1, -1):
-            for a in (arg0[i], arg1[i], arg2[i]):
-                if a >= 0 and last_use[a] == i:  # first accumulation into v_bar[a] (twice for x*x: harmless)
-                    for d in range(r):
-                        for p in range(m):
-                            v_bar[a, d, p] = 0.0
-            if last_use[i] < 0:
+            f = flags[i]
+            if f & 1:
+                _zero(v_bar, barg0[i], r, m)
+            if f & 2:  # x * x zeroes twice: harmless
+                _zero(v_bar, barg1[i], r, m)
+            if f & 4:
+                _zero(v_bar, barg2[i], r, m)
+            if f & 8:
                 continue  # dead: nothing reads v[i], its adjoint is zero and never set
             o = op[i]
 {{reverse}}        for j in range(n_in):
-            if last_use[j] < 0:
+            if flags[j] & 8:
                 for d in range(r):
                     for p in range(m):
                         X_bar[start + p, j, d] = 0.0
                 continue
+            s = bres[j]
             for d in range(r):
                 for p in range(m):
-                    X_bar[start + p, j, d] = v_bar[j, d, p]
+                    X_bar[start + p, j, d] = v_bar[s, d, p]
 '''
 
 

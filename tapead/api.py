@@ -22,7 +22,6 @@ from tapead import passes, sparsity
 from tapead.diagnose import NonFinite, diagnose_point
 from tapead.explain import Explanation, explain
 from tapead.minimize import ScipyFunctions
-from tapead.ops import OPS, _mentions
 from tapead.tape import TapeData, validate
 from tapead.tracer import trace
 
@@ -246,15 +245,16 @@ class Tape(TapeData):
         return self.arg0, self.arg1, self.arg2, np.arange(self.n_slots, dtype=np.int32), self.n_slots
 
     @cached_property
+    def _reverse(self) -> tuple:
+        """Layout of the reverse sweep: value rows reused except those of the values it reads
+        again (pinned), adjoints in the forward layout's rows (see compact_slots), and the
+        per-instruction zeroing and dead flags (passes.reverse_flags)."""
+        values = passes.compact_slots(self, keep=passes.reverse_reads(self))
+        return values, (*self._compact, passes.reverse_flags(self))
+
+    @cached_property
     def _last_use(self) -> np.ndarray:
-        """Per slot, the last instruction that reads it; -1 if none, n_slots for outputs."""
-        last = np.full(self.n_slots, -1, dtype=np.int32)
-        index = np.arange(self.n_slots, dtype=np.int32)
-        for arg in (self.arg0, self.arg1, self.arg2):
-            used = arg >= 0
-            np.maximum.at(last, arg[used], index[used])
-        last[self.outputs] = self.n_slots
-        return last
+        return passes.last_use(self)
 
     def _primal(self, X, P, Y=None, progress=None) -> np.ndarray:
         Y = _output(Y, (X.shape[0], self.n_out), "out")
@@ -276,9 +276,10 @@ class Tape(TapeData):
         r = W.shape[2]
         Y = _output(Y, (X.shape[0], self.n_out), "out[0]")
         X_bar = _output(X_bar, (X.shape[0], self.n_in, r), "out[1]")
-        self._launch(_sweeps().reverse_adjoint, self._ssa, tile_size(self.n_slots, r), X,
+        values, adjoints = self._reverse
+        self._launch(_sweeps().reverse_adjoint, values, tile_size(values[-1] + r * adjoints[-2]), X,
                      *self._params(P, X.shape[0]),
-                     self._last_use, (W, w_step), outputs=(Y, X_bar), progress=progress)
+                     *adjoints, (W, w_step), outputs=(Y, X_bar), progress=progress)
         return Y, X_bar
 
     def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None):
@@ -474,7 +475,7 @@ class Tape(TapeData):
 
     def stats(self) -> dict:
         """Sizes: instructions recorded and after optimisation, slots, the values the reverse sweep
-        reads, and scratch bytes per point of each sweep (q directions: JVP, Hessian).
+        reads, and scratch rows and bytes per point of each sweep (q directions: JVP, Hessian).
 
         Examples
         --------
@@ -483,22 +484,16 @@ class Tape(TapeData):
         >>> s["recorded_ops"], s["ops"], s["values_read_by_reverse"]
         (4, 3, 2)
         """
-        reads = np.zeros(self.n_slots, dtype=bool)
-        for i in range(self.n_in + self.n_params, self.n_slots):
-            spec = OPS[self.op[i]]
-            for partial in spec.partials:
-                for k, name in enumerate(("x", "y", "w")[: spec.arity]):
-                    if _mentions(partial, name):
-                        reads[[self.arg0, self.arg1, self.arg2][k][i]] = True
-                if _mentions(partial, "z"):
-                    reads[i] = True
         n = self.n_slots
+        rows = self._compact[-1]  # values of the forward sweeps, adjoints of the reverse one
+        reverse_values = self._reverse[0][-1]  # rows reused, but the values read again pinned
         return {
             "recorded_ops": self.n_recorded or self.n_ops, "ops": self.n_ops, "slots": n,
-            "values_read_by_reverse": int(reads.sum()),
-            "bytes_per_point": {"values": 8 * n, "gradient": 16 * n, "jvp": f"8 * {n} * (1 + q)",
-                                "hessian": f"16 * {n} * (1 + q)"},
-            "tile": {"values": tile_size(n), "gradient": tile_size(n, 1)},
+            "values_read_by_reverse": int(passes.reverse_reads(self).sum()),
+            "rows": {"values": rows, "gradient": reverse_values + rows, "hessian": n},
+            "bytes_per_point": {"values": 8 * rows, "gradient": 8 * (reverse_values + rows),
+                                "jvp": f"8 * {rows} * (1 + q)", "hessian": f"16 * {n} * (1 + q)"},
+            "tile": {"values": tile_size(rows), "gradient": tile_size(reverse_values + rows)},
         }
 
     def explain(self, x, *args, wrt=0, y_bar=None) -> Explanation:

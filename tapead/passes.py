@@ -22,87 +22,56 @@ from __future__ import annotations
 
 import numpy as np
 
-from tapead.ops import BY_NAME, CONST, OPS, numpy_function
+from tapead.ops import BY_NAME, CONST, OPS, _mentions, numpy_function
 from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
 
 __all__ = ["optimize", "eliminate_dead_code"]
 
 _PRIMAL = [numpy_function(s.primal) for s in OPS]
+# per opcode, the columns of the op table the pass reads (``OpSpec.uses_const`` is a regex search)
+_ARITY = [s.arity for s in OPS]
+_EXACT = [s.exact for s in OPS]
+_COMMUTATIVE = [s.commutative for s in OPS]
+_KEYED_CONST = [s.uses_const or s.code == CONST for s in OPS]  # the immediate is part of the CSE key
+assert all(s.arity == 2 for s in OPS if s.commutative)  # CSE swaps the two operands
 _NEG, _SQUARE, _MULC = BY_NAME["neg"].code, BY_NAME["square"].code, BY_NAME["mulc"].code
 _ADDC, _DIVC, _MUL, _WHERE = BY_NAME["addc"].code, BY_NAME["divc"].code, BY_NAME["mul"].code, BY_NAME["where"].code
 
 
-def _bits(c: float) -> bytes:
-    return np.float64(c).tobytes()
+def _bits(c: float) -> int:
+    """The IEEE bits of ``c`` (tells -0.0 from 0.0 and NaNs apart, unlike ==)."""
+    return int(np.float64(c).view(np.int64))
 
 
-class _Builder:
-    """A new tape, instruction by instruction, with value numbering."""
-
-    def __init__(self, tape: TapeData) -> None:
-        lead = tape.n_in + tape.n_params
-        self.op = tape.op[:lead].tolist()
-        self.args = [(-1, -1, -1)] * lead
-        self.const = [0.0] * lead
-        self.origin = list(range(lead))  # the old slot each new instruction came from
-        self.seen: dict[tuple, int] = {}
-
-    def constant_value(self, slot: int) -> float | None:
-        return self.const[slot] if self.op[slot] == CONST else None
-
-    def emit(self, code: int, args: tuple[int, ...], c: float, origin: int) -> int:
-        spec = OPS[code]
-        if spec.commutative:
-            args = tuple(sorted(args))
-        key = (code, args, _bits(c) if spec.uses_const or code == CONST else b"")
-        slot = self.seen.get(key)
-        if slot is None:
-            slot = self.seen[key] = len(self.op)
-            self.op.append(code)
-            self.args.append(tuple(args) + (-1,) * (3 - len(args)))
-            self.const.append(float(c))
-            self.origin.append(origin)
-        return slot
+_NEG_ZERO = _bits(-0.0)
 
 
-def _simplify(b: _Builder, code: int, args: tuple[int, ...], c: float, origin: int) -> int:
-    """The new slot for instruction (code, args, c) after identities and folding."""
-    spec = OPS[code]
-    if code == _ADDC and _bits(c) == _bits(-0.0):
-        return args[0]
-    if code in (_MULC, _DIVC) and c == 1.0:
-        return args[0]
-    if code == _MULC and c == -1.0:
-        code = _NEG
-    if code == _NEG and b.op[args[0]] == _NEG:
-        return b.args[args[0]][0]
-    if code == _MUL and args[0] == args[1]:
-        code, args = _SQUARE, args[:1]
-    if code == _WHERE:
-        if args[1] == args[2]:
-            return args[1]
-        condition = b.constant_value(args[0])
-        if condition is not None:
-            return args[1] if condition != 0.0 else args[2]
-    constants = [b.constant_value(a) for a in args]
-    if spec.exact and args and all(v is not None for v in constants):
-        operands = [np.float64(v) for v in constants] + [None] * (3 - len(args))
-        with np.errstate(all="ignore"):
-            value = float(_PRIMAL[code](*operands, np.float64(c), None))
-        return b.emit(CONST, (), value, origin)
-    return b.emit(code, args, c, origin)
+def _fold(code: int, operands: list[float], c: float) -> float:
+    """op ``code`` on constant operands, in float64 as numpy computes it."""
+    values = [np.float64(v) for v in operands] + [None] * (3 - len(operands))
+    with np.errstate(all="ignore"):
+        return float(_PRIMAL[code](*values, np.float64(c), None))
+
+
+def _live(tape: TapeData) -> np.ndarray:
+    """Which slots the outputs depend on (the inputs and parameters always count)."""
+    lead, n = tape.n_in + tape.n_params, tape.n_slots
+    arity = np.array(_ARITY)[tape.op]
+    # operands as lists, -1 where the op has none; entry n of ``live`` takes those -1 writes
+    args = (tape.arg0, tape.arg1, tape.arg2)
+    arg0, arg1, arg2 = (np.where(arity > k, arg, -1).tolist() for k, arg in enumerate(args))
+    live = [True] * lead + [False] * (n - lead + 1)
+    for s in tape.outputs.tolist():
+        live[s] = True
+    for i in range(n - 1, lead - 1, -1):
+        if live[i]:
+            live[arg0[i]] = live[arg1[i]] = live[arg2[i]] = True
+    return np.array(live[:n])
 
 
 def eliminate_dead_code(tape: TapeData) -> TapeData:
     """Keep the inputs, parameters and what the outputs depend on; renumber the slots."""
-    lead = tape.n_in + tape.n_params
-    live = np.zeros(tape.n_slots, dtype=bool)
-    live[:lead] = True
-    live[tape.outputs] = True
-    for i in range(tape.n_slots - 1, lead - 1, -1):
-        if live[i]:
-            for a in (tape.arg0[i], tape.arg1[i], tape.arg2[i])[: OPS[tape.op[i]].arity]:
-                live[a] = True
+    live = _live(tape)
     new_index = np.cumsum(live) - 1
     remap = np.where(live, new_index, -1).astype(INDEX_DTYPE)
 
@@ -131,40 +100,84 @@ def optimize(tape: TapeData) -> TapeData:
     (5, 3)
     """
     validate(tape)
-    b = _Builder(tape)
-    new_slot = list(range(tape.n_in + tape.n_params))
-    for i in range(tape.n_in + tape.n_params, tape.n_slots):
-        code = int(tape.op[i])
-        args = tuple(new_slot[a] for a in (tape.arg0[i], tape.arg1[i], tape.arg2[i])[: OPS[code].arity])
-        new_slot.append(_simplify(b, code, args, float(tape.const[i]), i))
-    index = np.array(b.args, dtype=INDEX_DTYPE).reshape(-1, 3)
-    source_index = None if tape.source_index is None else tape.source_index[np.array(b.origin)].copy()
+    lead, n = tape.n_in + tape.n_params, tape.n_slots
+    # the merged tape, one instruction at a time; origin: the old slot each new one came from
+    op, const, origin = tape.op[:lead].tolist(), [0.0] * lead, list(range(lead))
+    arg0, arg1, arg2 = [-1] * lead, [-1] * lead, [-1] * lead
+    seen: dict[tuple, int] = {}  # (op, operands, immediate bits) -> new slot: value numbering
+    # new_slot[i]: what old slot i became; the extra last entry renames "no operand" (-1) to -1
+    new_slot = list(range(lead)) + [-1] * (n - lead + 1)
+    body = (tape.op, tape.arg0, tape.arg1, tape.arg2, tape.const, tape.const.view(np.int64))
+    for i, code, x, y, w, c, bits in zip(range(lead, n), *(column[lead:].tolist() for column in body)):
+        x, y, w = new_slot[x], new_slot[y], new_slot[w]
+        # identities that hold for every IEEE value
+        if code == _ADDC and bits == _NEG_ZERO or (code == _MULC or code == _DIVC) and c == 1.0:
+            new_slot[i] = x  # x + (-0.0), x * 1, x / 1 -> x
+            continue
+        if code == _MULC and c == -1.0:
+            code = _NEG  # x * (-1) -> -x
+        if code == _NEG and op[x] == _NEG:
+            new_slot[i] = arg0[x]  # -(-x) -> x
+            continue
+        if code == _MUL and x == y:
+            code, y = _SQUARE, -1  # x * x -> x**2
+        if code == _WHERE:
+            if y == w:
+                new_slot[i] = y  # where(c, a, a) -> a
+                continue
+            if op[x] == CONST:
+                new_slot[i] = y if const[x] != 0.0 else w  # where(constant, a, b) -> a or b
+                continue
+        # exact constant folding (the cheap test op[x] first: most operands are not constants)
+        arity = _ARITY[code]
+        if _EXACT[code] and arity and op[x] == CONST and all(op[a] == CONST for a in (x, y, w)[:arity]):
+            c = _fold(code, [const[a] for a in (x, y, w)[:arity]], c)
+            code, x, y, w, bits = CONST, -1, -1, -1, _bits(c)
+        elif _COMMUTATIVE[code] and y < x:
+            x, y = y, x
+        # common subexpressions
+        key = (code, x, y, w, bits if _KEYED_CONST[code] else 0)
+        slot = seen.get(key)
+        if slot is None:
+            slot = seen[key] = len(op)
+            op.append(code)
+            arg0.append(x)
+            arg1.append(y)
+            arg2.append(w)
+            const.append(c)
+            origin.append(i)
+        new_slot[i] = slot
+    outputs = np.array([new_slot[s] for s in tape.outputs.tolist()], dtype=INDEX_DTYPE)
+    source_index = None if tape.source_index is None else tape.source_index[np.array(origin)].copy()
     merged = TapeData(
-        op=np.array(b.op, dtype=OP_DTYPE), arg0=index[:, 0].copy(), arg1=index[:, 1].copy(),
-        arg2=index[:, 2].copy(), const=np.array(b.const), outputs=np.array(
-            [new_slot[s] for s in tape.outputs], dtype=INDEX_DTYPE),
-        n_in=tape.n_in, n_params=tape.n_params, out_shape=tape.out_shape, source=tape.source,
-        source_index=source_index, n_recorded=tape.n_recorded or tape.n_ops,
+        op=np.array(op, dtype=OP_DTYPE), arg0=np.array(arg0, dtype=INDEX_DTYPE),
+        arg1=np.array(arg1, dtype=INDEX_DTYPE), arg2=np.array(arg2, dtype=INDEX_DTYPE),
+        const=np.array(const, dtype=np.float64), outputs=outputs, n_in=tape.n_in, n_params=tape.n_params,
+        out_shape=tape.out_shape, source=tape.source, source_index=source_index,
+        n_recorded=tape.n_recorded or tape.n_ops,
     )
     return eliminate_dead_code(merged)
 
 
-def compact_slots(tape: TapeData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def compact_slots(tape: TapeData, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                           np.ndarray, int]:
     """The forward sweeps' layout: value rows reused once dead (linear scan over live ranges).
 
     Returns (arg0, arg1, arg2, res, n_values): instruction i reads rows arg*[i] and writes row
-    res[i]. A value lives from its instruction to its last reader; outputs to the end. A
-    result never takes the row of its own operand, so no sweep reads a row it has just
-    written. DESIGN.md section 6 measured 4.6x on forward sweeps of a 14k-op tape.
+    res[i]. A value lives from its instruction to its last reader; outputs and the slots
+    where ``keep`` is true to the end. A result never takes the row of its own operand, so
+    no sweep reads a row it has just written. DESIGN.md section 6 measured 4.6x on forward
+    sweeps of a 14k-op tape.
+
+    The adjoint of a value lives over the same range in reverse (from its last reader's
+    accumulation down to its own instruction), so the reverse sweep gives adjoints these
+    rows too, and keeps the values it reads (``reverse_reads``) in rows never reused.
     """
     n, lead = tape.n_slots, tape.n_in + tape.n_params
-    last = np.full(n, -1, dtype=np.int64)
-    index = np.arange(n)
+    last = last_use(tape).astype(np.int64)
+    if keep is not None:
+        last[keep] = n
     args = (tape.arg0, tape.arg1, tape.arg2)
-    for arg in args:
-        used = arg >= 0
-        np.maximum.at(last, arg[used], index[used])
-    last[tape.outputs] = n
     res = np.empty(n, dtype=INDEX_DTYPE)
     res[:lead] = np.arange(lead)
     free: list[int] = []
@@ -182,3 +195,41 @@ def compact_slots(tape: TapeData) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
         free += [int(res[j]) for j in expiring.pop(i, ())]  # rows whose values die here
     renamed = [np.where(arg >= 0, res[np.maximum(arg, 0)], -1).astype(INDEX_DTYPE) for arg in args]
     return (*renamed, res, max(n_values, 1))
+
+
+def last_use(tape: TapeData) -> np.ndarray:
+    """Per slot, the last instruction that reads it; -1 if none, n_slots for outputs."""
+    last = np.full(tape.n_slots, -1, dtype=INDEX_DTYPE)
+    index = np.arange(tape.n_slots, dtype=INDEX_DTYPE)
+    for arg in (tape.arg0, tape.arg1, tape.arg2):
+        used = arg >= 0
+        np.maximum.at(last, arg[used], index[used])
+    last[tape.outputs] = tape.n_slots
+    return last
+
+
+# per opcode: which of operands x, y, w and the result z its partials read
+_READS = np.array([[any(_mentions(e, name) for e in s.partials) for name in ("x", "y", "w", "z")] for s in OPS])
+
+
+def reverse_reads(tape: TapeData) -> np.ndarray:
+    """Which slots' values the reverse sweep reads again (to compute local partials)."""
+    reads = np.zeros(tape.n_slots, dtype=bool)
+    body = np.arange(tape.n_in + tape.n_params, tape.n_slots)
+    needs = _READS[tape.op[body]]
+    for k, arg in enumerate((tape.arg0, tape.arg1, tape.arg2)):
+        reads[arg[body][needs[:, k]]] = True
+    reads[body[needs[:, 3]]] = True
+    return reads
+
+
+def reverse_flags(tape: TapeData) -> np.ndarray:
+    """Per instruction of the reverse sweep: bit k (k < 3) when operand k's adjoint is first
+    accumulated here (so its reused row is zeroed first), bit 3 when nothing reads the slot
+    (its adjoint is zero: the instruction is skipped, and an input gets a zero gradient)."""
+    last = last_use(tape)
+    index = np.arange(tape.n_slots)
+    flags = np.where(last < 0, 8, 0).astype(INDEX_DTYPE)
+    for k, arg in enumerate((tape.arg0, tape.arg1, tape.arg2)):
+        flags |= np.where((arg >= 0) & (last[np.maximum(arg, 0)] == index), 1 << k, 0).astype(INDEX_DTYPE)
+    return flags

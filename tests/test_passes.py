@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tapead
-from tapead.passes import eliminate_dead_code, optimize
+from tapead.passes import eliminate_dead_code, optimize, reverse_reads
 
 from .conftest import assert_close, random_tapes
 
@@ -87,4 +87,38 @@ def test_dead_code_elimination_keeps_inputs_and_params():
 def test_stats(n):
     stats = tapead.record(lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2), n).stats()
     assert stats["ops"] == 8 * (n - 1) - 1 and stats["slots"] == n + stats["ops"]
-    assert stats["bytes_per_point"]["gradient"] == 16 * stats["slots"]
+    # the reverse sweep keeps the values its partials read: x[:-1] and both squared differences
+    assert stats["values_read_by_reverse"] == 3 * (n - 1)
+    # numpy-style recording keeps up to two length-n vectors live: 2n rows, not 9n slots
+    rows, reads = stats["rows"], stats["values_read_by_reverse"]
+    assert rows["values"] <= 2 * n and reads <= rows["gradient"] - rows["values"] <= reads + 2 * n
+    assert stats["bytes_per_point"]["gradient"] == 8 * rows["gradient"] < 16 * stats["slots"] // 2
+
+
+@given(tape=random_tapes(max_ops=24))
+def test_reverse_layout_keeps_every_value_and_adjoint_it_reads(tape):
+    """Replay the reverse sweep's layout on slot numbers instead of values: every row read holds
+    the slot it is meant to, in the forward part and in the reverse part."""
+    (*vargs, res, n_values), (*bargs, bres, n_bar, flags) = tape._reverse
+    args, lead, n = (tape.arg0, tape.arg1, tape.arg2), tape.n_in + tape.n_params, tape.n_slots
+    held = np.full(n_values, -1)
+    held[res[:lead]] = np.arange(lead)
+    for i in range(lead, n):
+        for arg, varg in zip(args, vargs):
+            assert arg[i] < 0 or held[varg[i]] == arg[i]
+        held[res[i]] = i
+    for s in [*np.flatnonzero(reverse_reads(tape)), *tape.outputs]:
+        assert held[res[s]] == s
+    owner = np.full(n_bar, -1)
+    owner[bres[tape.outputs]] = tape.outputs
+    for i in range(n - 1, lead - 1, -1):
+        for k, (arg, barg) in enumerate(zip(args, bargs)):
+            if flags[i] & (1 << k):
+                owner[barg[i]] = arg[i]  # zeroed: the operand's adjoint from here on
+        if flags[i] & 8:
+            continue
+        assert owner[bres[i]] == i
+        for arg, barg in zip(args, bargs):
+            assert arg[i] < 0 or owner[barg[i]] == arg[i]
+    for j in range(tape.n_in):
+        assert flags[j] & 8 or owner[bres[j]] == j

@@ -12,7 +12,6 @@ import mpmath
 import numpy as np
 import pytest
 from numba import njit
-
 from tapead.kernels import vmath
 
 TINY = 2.0**-1074
@@ -37,8 +36,8 @@ def _binades(rng, lo_exp, hi_exp, per, signs=(1.0, -1.0)):
 
 
 def _samples(name, rng):
-    b = lambda lo, hi, signs=(1.0, -1.0): _binades(rng, lo, hi, 400, signs)  # noqa: E731
-    u = lambda lo, hi: rng.uniform(lo, hi, 400_000)  # noqa: E731
+    b = lambda lo, hi, signs=(1.0, -1.0): _binades(rng, lo, hi, 400, signs)
+    u = lambda lo, hi: rng.uniform(lo, hi, 400_000)
     return {
         "exp": lambda: np.concatenate([b(-1074, 10), u(-745.2, 709.8)]),
         "expm1": lambda: np.concatenate([b(-1074, 10), u(-40.0, 709.8), u(-1.2, 1.2)]),
