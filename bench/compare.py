@@ -24,7 +24,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import tapead  # noqa: E402
 from problems import PROBLEMS  # noqa: E402
 
-GOALS = {"seed": 1.5, "rosenbrock100": 6.0, "mlp8-32-32-1": 1.5}
+# issue 6: <= 1.0x the fused kernel on transcendental-heavy functions, <= 3x on long
+# arithmetic-only tapes (issue 2 had asked for 1.5x, 6x and 1.5x)
+GOALS = {"seed": 1.0, "rosenbrock100": 3.0, "mlp8-32-32-1": 1.0}
 
 
 def measure(problem, repeats: int, scale: float) -> dict:
