@@ -8,7 +8,8 @@ Griewank & Walther section 6.1 and every compiler's local optimizer):
   x * 1 -> x, x / 1 -> x, x * (-1) -> -x, -(-x) -> x, x * x -> x**2, where(c, a, a) -> a,
   where(constant, a, b) -> a or b (but not x + 0.0 -> x: wrong at x = -0.0);
 * constant folding of IEEE-exact ops (``OpSpec.exact``: numpy and the kernels agree bit for
-  bit); transcendentals on constants are left to the kernels, which evaluate them with libm;
+  bit); transcendentals on constants are left to the kernels (libm, kernels/vmath.py and numpy
+  may differ in the last bit);
 * common subexpression elimination: an instruction equal to an earlier one (same op, same
   operands, same immediate bits; commutative ops with sorted operands) becomes that one.
 
