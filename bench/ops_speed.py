@@ -3,7 +3,7 @@
     python bench/ops_speed.py [--points 1000000] [--repeats 5] [OP ...]
 
 For every op of the op table (``tapead.ops.OPS`` rows past ``const``, without the
-constant-operand forms addc/mulc/rsubc/divc/rdivc/powc, whose cost is that of add/mul/
+constant-operand forms addc/mulc/rsubc/divc/rdivc/powc and the fused addmulc, whose cost is that of add/mul/
 sub/div/recip/pow), on N points of the op's test domain:
 
 * tapead ``tape(X)`` (primal) and ``tape.value_and_gradient(X)`` of a one-op tape;
@@ -38,7 +38,7 @@ from tapead.api import Tape  # noqa: E402
 from tapead.ops import CONST, INPUT, OPS, op_table_hash  # noqa: E402
 from tapead.tape import TapeData  # noqa: E402
 
-SKIPPED = {"addc", "mulc", "rsubc", "divc", "rdivc", "powc"}
+SKIPPED = {"addc", "mulc", "rsubc", "divc", "rdivc", "powc", "addmulc"}
 ROWS = [spec for spec in OPS if spec.code > CONST and spec.name not in SKIPPED]
 LOOPS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "libm_loops.py")
 

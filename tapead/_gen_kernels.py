@@ -124,7 +124,7 @@ def _head(spec: OpSpec, names: list[str] | None = None) -> list[str]:
 # (vectorisable, within 2 ulp), each expression as a helper over a tile row: compiled once,
 # called per tile, so the big generic sweeps do not grow (inlined everywhere, they took
 # over 15 minutes to compile)
-FAST = re.compile(r"\bnp\.(exp|expm1|log|log1p|sin|cos|tanh)\(")
+FAST = re.compile(r"\b(?:np|math)\.(exp|expm1|log|log1p|sin|cos|tanh|erf)\(")
 
 
 def _rowed(spec: OpSpec, expr: str) -> bool:

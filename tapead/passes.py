@@ -13,10 +13,11 @@ Griewank & Walther section 6.1 and every compiler's local optimizer):
 * common subexpression elimination: an instruction equal to an earlier one (same op, same
   operands, same immediate bits; commutative ops with sorted operands) becomes that one.
 
-Then dead code elimination keeps only what the outputs depend on, and the slots are
-renumbered. Values are preserved bit for bit. Derivatives are preserved to rounding: CSE
-merges the adjoints of equal values before they are multiplied by a partial, so
-d*(a + b) replaces d*a + d*b.
+Then dead code elimination keeps only what the outputs depend on, the slots are
+renumbered, and an add or sub of a product by a constant read nowhere else becomes one
+``addmulc`` instruction (``fuse_multiply_add``). Values are preserved bit for bit.
+Derivatives are preserved to rounding: CSE merges the adjoints of equal values before they
+are multiplied by a partial, so d*(a + b) replaces d*a + d*b.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from tapead.ops import BY_NAME, CONST, OPS, _mentions, numpy_function
 from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
 
-__all__ = ["optimize", "eliminate_dead_code"]
+__all__ = ["optimize", "eliminate_dead_code", "fuse_multiply_add"]
 
 _PRIMAL = [numpy_function(s.primal) for s in OPS]
 # per opcode, the columns of the op table the pass reads (``OpSpec.uses_const`` is a regex search)
@@ -37,6 +38,7 @@ _KEYED_CONST = [s.uses_const or s.code == CONST for s in OPS]  # the immediate i
 assert all(s.arity == 2 for s in OPS if s.commutative)  # CSE swaps the two operands
 _NEG, _SQUARE, _MULC = BY_NAME["neg"].code, BY_NAME["square"].code, BY_NAME["mulc"].code
 _ADDC, _DIVC, _MUL, _WHERE = BY_NAME["addc"].code, BY_NAME["divc"].code, BY_NAME["mul"].code, BY_NAME["where"].code
+_ADD, _SUB, _ADDMULC = BY_NAME["add"].code, BY_NAME["sub"].code, BY_NAME["addmulc"].code
 
 
 def _bits(c: float) -> int:
@@ -157,7 +159,44 @@ def optimize(tape: TapeData) -> TapeData:
         out_shape=tape.out_shape, source=tape.source, source_index=source_index,
         n_recorded=tape.n_recorded or tape.n_ops,
     )
-    return eliminate_dead_code(merged)
+    return fuse_multiply_add(eliminate_dead_code(merged))
+
+
+def fuse_multiply_add(tape: TapeData) -> TapeData:
+    """a + c*y and a - c*y as one ``addmulc`` instruction where the product is a mulc that
+    nothing else reads (not an output either); the mulc then dies.
+
+    Same bits as the pair: c*y is rounded, then the sum (a - c*y == a + (-c)*y in IEEE), and
+    the same derivatives; the sweeps read and write one row less (an MLP's dense layers and
+    RK4's stages are made of these pairs).
+    """
+    lead, n = tape.n_in + tape.n_params, tape.n_slots
+    readers = np.zeros(n + 1, dtype=np.int64)  # entry n counts the -1s of absent operands
+    for arg in (tape.arg0, tape.arg1, tape.arg2):
+        np.add.at(readers, arg, 1)
+    readers[tape.outputs] += 1
+    op, arg0, arg1, const = tape.op.tolist(), tape.arg0.tolist(), tape.arg1.tolist(), tape.const.tolist()
+    readers = readers.tolist()
+    fused = False
+    for i in range(lead, n):
+        code = op[i]
+        if code != _ADD and code != _SUB:
+            continue
+        a, t = arg0[i], arg1[i]
+        if not (op[t] == _MULC and readers[t] == 1) and code == _ADD:
+            a, t = t, a  # add is commutative bit for bit
+        if op[t] == _MULC and readers[t] == 1 and a != t:
+            op[i], arg0[i], arg1[i] = _ADDMULC, a, arg0[t]
+            const[i] = const[t] if code == _ADD else -const[t]
+            fused = True
+    if not fused:
+        return tape
+    return eliminate_dead_code(TapeData(
+        op=np.array(op, dtype=OP_DTYPE), arg0=np.array(arg0, dtype=INDEX_DTYPE),
+        arg1=np.array(arg1, dtype=INDEX_DTYPE), arg2=tape.arg2, const=np.array(const, dtype=np.float64),
+        outputs=tape.outputs, n_in=tape.n_in, n_params=tape.n_params, out_shape=tape.out_shape,
+        source=tape.source, source_index=tape.source_index, n_recorded=tape.n_recorded,
+    ))
 
 
 def compact_slots(tape: TapeData, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,

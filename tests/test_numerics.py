@@ -17,7 +17,7 @@ X, Y, C = sp.symbols("x y c", real=True)
 # the mathematical definition of each smooth row, independent of the table's formulas
 SYMPY = {
     "add": X + Y, "sub": X - Y, "mul": X * Y, "div": X / Y, "neg": -X, "addc": X + C, "mulc": X * C,
-    "rsubc": C - X, "divc": X / C, "rdivc": C / X, "square": X**2, "recip": 1 / X, "sqrt": sp.sqrt(X),
+    "addmulc": X + C * Y, "rsubc": C - X, "divc": X / C, "rdivc": C / X, "square": X**2, "recip": 1 / X, "sqrt": sp.sqrt(X),
     "powc": X**C, "pow": X**Y, "hypot": sp.sqrt(X**2 + Y**2), "exp": sp.exp(X), "exp2": 2**X,
     "expm1": sp.exp(X) - 1, "log": sp.log(X), "log2": sp.log(X, 2), "log10": sp.log(X, 10),
     "log1p": sp.log(1 + X), "logaddexp": sp.log(sp.exp(X) + sp.exp(Y)), "sigmoid": 1 / (1 + sp.exp(-X)),

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tapead
+from tapead.ops import OPS
 from tapead.passes import eliminate_dead_code, optimize, reverse_reads
 
 from .conftest import assert_close, random_tapes
@@ -58,6 +59,26 @@ def test_each_rewrite():
     assert opt.n_ops < tape.n_ops and opt.n_recorded == tape.n_ops
 
 
+def test_multiply_add_fusion_keeps_every_bit():
+    def f(x):
+        shared = 2.0 * x[2]  # read twice: kept as a mulc
+        return [(x[0] + 3.0 * x[1]) * (x[2] - 0.5 * x[0]) + shared, shared * x[1], 4.0 * x[0]]
+
+    plain = tapead.record(f, 3, optimize=False)
+    fused = tapead.optimize(plain)
+    assert [OPS[code].name for code in fused.op[3:]].count("addmulc") == 2
+    X = np.random.default_rng(3).normal(size=(1000, 3)) * 10.0 ** np.arange(-2, 1)
+    X[::5] = 0.0  # signed zeros through x + c*y and x - c*y
+    X[1::5] = -0.0
+    W = np.random.default_rng(4).normal(size=(1000, 3))
+    V = np.random.default_rng(5).normal(size=(1000, 3))
+    for method, args in (("__call__", (X,)), ("vjp", (X, W)), ("jvp", (X, V))):
+        got, expected = getattr(fused, method)(*args), getattr(plain, method)(*args)
+        for a, b in zip(*((r,) if isinstance(r, np.ndarray) else r for r in (got, expected))):
+            np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+            np.testing.assert_array_equal(a, b)
+
+
 def test_x_plus_zero_is_kept_because_of_negative_zero():
     tape = tapead.record(lambda x: x[0] + 0.0, 1)
     assert tape.n_ops == 1
@@ -86,7 +107,9 @@ def test_dead_code_elimination_keeps_inputs_and_params():
 @pytest.mark.parametrize("n", [10, 100])
 def test_stats(n):
     stats = tapead.record(lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2), n).stats()
-    assert stats["ops"] == 8 * (n - 1) - 1 and stats["slots"] == n + stats["ops"]
+    # 8 ops per term (one mulc + add fused into addmulc) and n - 2 adds
+    assert stats["recorded_ops"] == 8 * (n - 1) - 1 and stats["ops"] == 7 * (n - 1) - 1
+    assert stats["slots"] == n + stats["ops"]
     # the reverse sweep keeps the values its partials read: x[:-1] and both squared differences
     assert stats["values_read_by_reverse"] == 3 * (n - 1)
     # numpy-style recording keeps up to two length-n vectors live: 2n rows, not 9n slots
