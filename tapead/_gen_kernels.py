@@ -33,8 +33,8 @@ checks only this file, so a change there must regenerate this one.
 
 Slots: instruction ``i`` writes value row ``res[i]`` of ``v`` (``n_values`` rows). The forward
 sweeps get a compacted layout (rows reused once a value is dead, operands renamed to rows);
-the reverse sweep the same with the values it reads again pinned, and adjoint rows ``bres``
-by liveness; the Hessian sweep the SSA layout (``res[i] == i``, adjoint row i).
+the reverse sweeps the same with the values (and tangents) they read again pinned, and
+adjoint rows ``bres`` by liveness.
 
 Layout (DESIGN.md section 6): the points are cut into tiles of ``tile``
 points; each thread owns scratch allocated once and sweeps its tiles with the
@@ -124,7 +124,7 @@ def _head(spec: OpSpec, names: list[str] | None = None) -> list[str]:
 # (vectorisable, within 2 ulp), each expression as a helper over a tile row: compiled once,
 # called per tile, so the big generic sweeps do not grow (inlined everywhere, they took
 # over 15 minutes to compile)
-FAST = re.compile(r"\b(?:np|math)\.(exp|expm1|log|log1p|sin|cos|tanh|erf)\(")
+FAST = re.compile(r"\bnp\.(exp|expm1|log|log1p|sin|cos|tanh)\(")
 
 
 def _rowed(spec: OpSpec, expr: str) -> bool:
@@ -270,27 +270,33 @@ def _hessian_branch(spec: OpSpec) -> list[str]:
     live = [k for k in range(n) if kinds[k] != "zero"]
     exprs = [spec.partials[k] for k in live] + list(second.values())
     lines = _head(spec, exprs)
-    lines += [_call(spec, f"d{k}", "v[i]", f"d{k}") for k in live if _rowed(spec, spec.partials[k])]
-    lines += [_call(spec, f"h{j}{k}", "v[i]", f"h{j}{k}") for (j, k), e in second.items() if _rowed(spec, e)]
+    calls = [_call(spec, f"d{k}", "v[row]", f"d{k}") for k in live if _rowed(spec, spec.partials[k])]
+    calls += [_call(spec, f"h{j}{k}", "v[row]", f"h{j}{k}") for (j, k), e in second.items() if _rowed(spec, e)]
+    loads = _loads(spec, [e for e in exprs if not _rowed(spec, e)], " " * 20, "row")
+    if calls or any(line.endswith("v[row, p]") for line in loads):
+        lines.append("                row = res[i]")
+    lines.append("                zb = bres[i]")
+    lines += [f"                b{k} = barg{k}[i]" for k in live]
+    lines += calls
     lines.append("                for p in range(m):")
-    lines += _loads(spec, [e for e in exprs if not _rowed(spec, e)], " " * 20, "i")
-    lines.append("                    z_bar = v_bar[i, p]")
+    lines += loads
+    lines.append("                    z_bar = v_bar[zb, p]")
     for k in live:
         if not _rowed(spec, spec.partials[k]):
             lines.append(f"                    d{k}[p] = {spec.partials[k]}")
-        lines.append(f"                    v_bar[a{k}, p] += _mz(d{k}[p], z_bar)")
+        lines.append(f"                    v_bar[b{k}, p] += _mz(d{k}[p], z_bar)")
     for (j, k), e in second.items():
         lines.append(f"                    h{j}{k}[p] = _mz(z_bar, {f'h{j}{k}[p]' if _rowed(spec, e) else e})")
     lines.append("                for d in range(q):")
     lines.append("                    for p in range(m):")
-    lines.append("                        z_bar_dot = v_bar_dot[i, d, p]")
+    lines.append("                        z_bar_dot = v_bar_dot[zb, d, p]")
     for k in live:
         terms = [f"_mz(d{k}[p], z_bar_dot)"]
         for l in range(n):
             pair = (min(k, l), max(k, l))
             if pair in second:
                 terms.append(f"_mz(h{pair[0]}{pair[1]}[p], v_dot[a{l}, d, p])")
-        lines.append(f"                        v_bar_dot[a{k}, d, p] += {' + '.join(terms)}")
+        lines.append(f"                        v_bar_dot[b{k}, d, p] += {' + '.join(terms)}")
     return lines
 
 
@@ -447,17 +453,31 @@ def _reverse_adjoint_tiles({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags,
 HESSIAN = f'''
 
 @njit(parallel=True, **FLAGS)
-def reverse_hessian({SIGNATURE}, last_use, Y_bar, y_bar_step, X_dot, x_dot_step, Y, X_bar, H_dot, tile, n_threads):
+def reverse_hessian({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot, x_dot_step, Y,
+                    X_bar, H_dot, tile, n_threads):
     """Forward over reverse, q directions in one sweep: with L = sum_j Y_bar[k, j] y_j,
-    X_bar[k] = grad L(X[k]) and H_dot[k, :, d] = H_L(X[k]) @ X_dot[k, :, d]."""
+    X_bar[k] = grad L(X[k]) and H_dot[k, :, d] = H_L(X[k]) @ X_dot[k, :, d].
+
+    Layout as reverse_adjoint's; the values and tangents that the reverse part reads (partials,
+    second partials and the tangents they multiply) are pinned.
+    """
     for t in prange(n_threads):
-        _reverse_hessian_tiles({SIGNATURE}, last_use, Y_bar, y_bar_step, X_dot, x_dot_step, Y, X_bar, H_dot,
-                               tile, n_threads, t)
+        _reverse_hessian_tiles({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot,
+                               x_dot_step, Y, X_bar, H_dot, tile, n_threads, t)
+
+
+@njit(inline="always", **FLAGS)
+def _zero2(v_bar, v_bar_dot, b, q, m):
+    for p in range(m):
+        v_bar[b, p] = 0.0
+    for d in range(q):
+        for p in range(m):
+            v_bar_dot[b, d, p] = 0.0
 
 
 @njit(**FLAGS)
-def _reverse_hessian_tiles({SIGNATURE}, last_use, Y_bar, y_bar_step, X_dot, x_dot_step, Y, X_bar, H_dot,
-                           tile, n_threads, t):
+def _reverse_hessian_tiles({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot,
+                           x_dot_step, Y, X_bar, H_dot, tile, n_threads, t):
     n_slots = op.shape[0]
     n_points = X.shape[0]
     n_out = outputs.shape[0]
@@ -465,8 +485,8 @@ def _reverse_hessian_tiles({SIGNATURE}, last_use, Y_bar, y_bar_step, X_dot, x_do
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     v_dot = np.empty((n_values, q, tile))
-    v_bar = np.empty((n_slots, tile))
-    v_bar_dot = np.empty((n_slots, q, tile))
+    v_bar = np.empty((n_bar, tile))
+    v_bar_dot = np.empty((n_bar, q, tile))
     d0 = np.empty(tile)
     d1 = np.empty(tile)
     d2 = np.empty(tile)
@@ -482,35 +502,33 @@ def _reverse_hessian_tiles({SIGNATURE}, last_use, Y_bar, y_bar_step, X_dot, x_do
 {{load}}{{seed}}        for i in range(n_in + n_params, n_slots):
             o = op[i]
 {{tangent}}        for j in range(n_out):
-            s = outputs[j]
+            s = res[outputs[j]]
             for p in range(m):
                 Y[start + p, j] = v[s, p]
-                v_bar[s, p] = 0.0
-            for d in range(q):
-                for p in range(m):
-                    v_bar_dot[s, d, p] = 0.0
+            _zero2(v_bar, v_bar_dot, bres[outputs[j]], q, m)
         for j in range(n_out):
-            s = outputs[j]
+            s = bres[outputs[j]]
             for p in range(m):
                 v_bar[s, p] += Y_bar[(start + p) * y_bar_step, j]
         for i in range(n_slots - 1, n_in + n_params - 1, -1):
-            for a in (arg0[i], arg1[i], arg2[i]):
-                if a >= 0 and last_use[a] == i:
-                    for p in range(m):
-                        v_bar[a, p] = 0.0
-                    for d in range(q):
-                        for p in range(m):
-                            v_bar_dot[a, d, p] = 0.0
-            if last_use[i] < 0:
+            f = flags[i]
+            if f & 1:
+                _zero2(v_bar, v_bar_dot, barg0[i], q, m)
+            if f & 2:
+                _zero2(v_bar, v_bar_dot, barg1[i], q, m)
+            if f & 4:
+                _zero2(v_bar, v_bar_dot, barg2[i], q, m)
+            if f & 8:
                 continue
             o = op[i]
 {{hessian}}        for j in range(n_in):
-            used = last_use[j] >= 0
+            used = (flags[j] & 8) == 0
+            s = bres[j]
             for p in range(m):
-                X_bar[start + p, j] = v_bar[j, p] if used else 0.0
+                X_bar[start + p, j] = v_bar[s, p] if used else 0.0
             for d in range(q):
                 for p in range(m):
-                    H_dot[start + p, j, d] = v_bar_dot[j, d, p] if used else 0.0
+                    H_dot[start + p, j, d] = v_bar_dot[s, d, p] if used else 0.0
 '''
 
 

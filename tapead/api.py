@@ -206,7 +206,7 @@ class Tape(TapeData):
 
     def _launch(self, kernel, layout: tuple, tile: int, X, P, p_step: int, *middle, outputs: tuple,
                 progress=None) -> None:
-        """Run ``kernel`` with slot ``layout`` (see _compact, _ssa) over all points, in blocks of BLOCK points so that converted inputs and
+        """Run ``kernel`` with slot ``layout`` (see _compact, _reverse) over all points, in blocks of BLOCK points so that converted inputs and
         temporaries stay bounded; ``middle`` holds per-kernel arguments, a (seeds, step) pair
         for seed arrays (sliced per block when step is 1); ``outputs`` are (N, ...) arrays."""
         n_points = X.shape[0]
@@ -241,7 +241,7 @@ class Tape(TapeData):
 
     @cached_property
     def _ssa(self) -> tuple:
-        """Layout of the reverse sweeps: one row per slot, every value kept."""
+        """One row per slot (no reuse): what bench/compaction.py measures the layouts against."""
         return self.arg0, self.arg1, self.arg2, np.arange(self.n_slots, dtype=np.int32), self.n_slots
 
     @cached_property
@@ -253,8 +253,10 @@ class Tape(TapeData):
         return values, (*self._compact, passes.reverse_flags(self))
 
     @cached_property
-    def _last_use(self) -> np.ndarray:
-        return passes.last_use(self)
+    def _hessian_layout(self) -> tuple:
+        """As _reverse, with the values and tangents the Hessian sweep reads pinned."""
+        values = passes.compact_slots(self, keep=passes.reverse_reads(self, second=True))
+        return values, self._reverse[1]
 
     def _primal(self, X, P, Y=None, progress=None) -> np.ndarray:
         Y = _output(Y, (X.shape[0], self.n_out), "out")
@@ -292,9 +294,10 @@ class Tape(TapeData):
         for cols in _chunks(q):
             Vc = np.ascontiguousarray(V[:, :, cols])
             H = HV if cols == slice(0, q) else np.empty((n_points, self.n_in, Vc.shape[2]))
-            self._launch(_sweeps().reverse_hessian, self._ssa, tile_size(self.n_slots, 2 + 2 * Vc.shape[2], minimum=16),
-                         X, *params, self._last_use, (W, w_step), (Vc, v_step), outputs=(Y, G, H),
-                         progress=progress)
+            values, adjoints = self._hessian_layout
+            rows = (values[-1] + adjoints[-2]) * (1 + Vc.shape[2])  # values, adjoints and their tangents
+            self._launch(_sweeps().reverse_hessian, values, tile_size(rows, minimum=16),
+                         X, *params, *adjoints, (W, w_step), (Vc, v_step), outputs=(Y, G, H), progress=progress)
             if H is not HV:
                 HV[:, :, cols] = H
         return Y, G, HV
@@ -487,12 +490,13 @@ class Tape(TapeData):
         n = self.n_slots
         rows = self._compact[-1]  # values of the forward sweeps, adjoints of the reverse one
         reverse_values = self._reverse[0][-1]  # rows reused, but the values read again pinned
+        hessian_values = self._hessian_layout[0][-1]
         return {
             "recorded_ops": self.n_recorded or self.n_ops, "ops": self.n_ops, "slots": n,
             "values_read_by_reverse": int(passes.reverse_reads(self).sum()),
-            "rows": {"values": rows, "gradient": reverse_values + rows, "hessian": n},
+            "rows": {"values": rows, "gradient": reverse_values + rows, "hessian": hessian_values + rows},
             "bytes_per_point": {"values": 8 * rows, "gradient": 8 * (reverse_values + rows),
-                                "jvp": f"8 * {rows} * (1 + q)", "hessian": f"16 * {n} * (1 + q)"},
+                                "jvp": f"8 * {rows} * (1 + q)", "hessian": f"8 * {hessian_values + rows} * (1 + q)"},
             "tile": {"values": tile_size(rows), "gradient": tile_size(reverse_values + rows)},
         }
 

@@ -248,15 +248,26 @@ def last_use(tape: TapeData) -> np.ndarray:
     return last
 
 
-# per opcode: which of operands x, y, w and the result z its partials read
-_READS = np.array([[any(_mentions(e, name) for e in s.partials) for name in ("x", "y", "w", "z")] for s in OPS])
+_NAMES = ("x", "y", "w", "z")
+_PAIRS = {1: [(0, 0)], 2: [(0, 0), (0, 1), (1, 1)], 3: [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]}
+# per opcode: which of operands x, y, w and the result z its partials read ...
+_READS = np.array([[any(_mentions(e, n) for e in s.partials) for n in _NAMES] for s in OPS])
+# ... and for the Hessian sweep also its second partials, and the tangent of every operand
+# that a nonzero second partial multiplies (values and tangents share rows)
+_READS_SECOND = np.array([
+    [any(_mentions(e, n) for e in (*s.partials, *s.second)) for n in _NAMES] for s in OPS
+]) | np.array([
+    [any(e.strip() != "0.0" and k in pair for pair, e in zip(_PAIRS.get(s.arity, []), s.second)) for k in range(3)]
+    + [False] for s in OPS
+])
 
 
-def reverse_reads(tape: TapeData) -> np.ndarray:
-    """Which slots' values the reverse sweep reads again (to compute local partials)."""
+def reverse_reads(tape: TapeData, second: bool = False) -> np.ndarray:
+    """Which slots' values the reverse sweep reads again (to compute local partials); with
+    ``second``, what the Hessian sweep reads (values and tangents)."""
     reads = np.zeros(tape.n_slots, dtype=bool)
     body = np.arange(tape.n_in + tape.n_params, tape.n_slots)
-    needs = _READS[tape.op[body]]
+    needs = (_READS_SECOND if second else _READS)[tape.op[body]]
     for k, arg in enumerate((tape.arg0, tape.arg1, tape.arg2)):
         reads[arg[body][needs[:, k]]] = True
     reads[body[needs[:, 3]]] = True

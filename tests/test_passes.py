@@ -118,11 +118,12 @@ def test_stats(n):
     assert stats["bytes_per_point"]["gradient"] == 8 * rows["gradient"] < 16 * stats["slots"] // 2
 
 
+@pytest.mark.parametrize("layout, second", [("_reverse", False), ("_hessian_layout", True)])
 @given(tape=random_tapes(max_ops=24))
-def test_reverse_layout_keeps_every_value_and_adjoint_it_reads(tape):
-    """Replay the reverse sweep's layout on slot numbers instead of values: every row read holds
+def test_reverse_layout_keeps_every_value_and_adjoint_it_reads(layout, second, tape):
+    """Replay a reverse sweep's layout on slot numbers instead of values: every row read holds
     the slot it is meant to, in the forward part and in the reverse part."""
-    (*vargs, res, n_values), (*bargs, bres, n_bar, flags) = tape._reverse
+    (*vargs, res, n_values), (*bargs, bres, n_bar, flags) = getattr(tape, layout)
     args, lead, n = (tape.arg0, tape.arg1, tape.arg2), tape.n_in + tape.n_params, tape.n_slots
     held = np.full(n_values, -1)
     held[res[:lead]] = np.arange(lead)
@@ -130,7 +131,7 @@ def test_reverse_layout_keeps_every_value_and_adjoint_it_reads(tape):
         for arg, varg in zip(args, vargs):
             assert arg[i] < 0 or held[varg[i]] == arg[i]
         held[res[i]] = i
-    for s in [*np.flatnonzero(reverse_reads(tape)), *tape.outputs]:
+    for s in [*np.flatnonzero(reverse_reads(tape, second)), *tape.outputs]:
         assert held[res[s]] == s
     owner = np.full(n_bar, -1)
     owner[bres[tape.outputs]] = tape.outputs
