@@ -91,17 +91,25 @@ def jacobian_mode(n: int, m: int) -> str:
 _kernels = None
 
 
+SWEEPS = ("forward_primal", "forward_tangent", "reverse_adjoint", "reverse_hessian")
+
+
+def kernels_cached() -> bool:
+    """Whether Numba's disk cache holds every sweep (then a process loads them in about a second)."""
+    from tapead.kernels import sweeps
+
+    cache_dir = os.path.join(os.path.dirname(sweeps.__file__), "__pycache__")
+    names = os.listdir(cache_dir) if os.path.isdir(cache_dir) else []
+    return all(any(n.startswith(f"sweeps.{k}") and n.endswith(".nbi") for n in names) for k in SWEEPS)
+
+
 def _sweeps():
     """The compiled sweeps, imported on first use; say so when they must be compiled."""
     global _kernels
     if _kernels is None:
         from tapead.kernels import sweeps
 
-        cache_dir = os.path.join(os.path.dirname(sweeps.__file__), "__pycache__")
-        cached = os.path.isdir(cache_dir) and any(
-            name.startswith("sweeps.reverse_adjoint") and name.endswith(".nbi") for name in os.listdir(cache_dir)
-        )
-        if not cached:
+        if not kernels_cached():
             print("compiling tapead kernels, once (a few minutes; later runs load them from the cache) ...",
                   file=sys.stderr, flush=True)
         _kernels = sweeps

@@ -19,6 +19,16 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+
+def pytest_sessionstart(session):
+    """On a cold cache, compile the sweeps in parallel processes (tapead warmup) before the
+    first test needs them: Numba compiles on one core, and this halves the wait on two."""
+    from tapead.api import kernels_cached
+    from tapead.cli import warmup
+
+    if not kernels_cached():
+        warmup()
+
 OP_ROWS = [spec for spec in OPS if spec.code > CONST]
 TAPE_ROWS = [spec for spec in OPS if spec.code >= CONST]  # what a tape's body may hold
 
