@@ -236,3 +236,23 @@ def test_warmup_readies_every_kernel(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     assert "tapead kernels ready in" in out.stdout and out.stdout.strip().endswith("True")
+
+
+def test_warmup_on_a_cold_cache_runs_one_process_per_sweep(monkeypatch, capsys):
+    import tapead.api
+
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(command, **kwargs):
+        started.append(command[-1])
+        return real_popen(command, **kwargs)  # the children find the kernels cached: seconds
+
+    monkeypatch.setattr(tapead.api, "kernels_cached", lambda: False)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    assert cli.warmup(jobs=2) == 0
+    assert started == ["hessian", "gradient", "jvp", "values"]
+    captured = capsys.readouterr()
+    # a failing child's stderr would be passed on: only the one message may be there
+    assert captured.err.strip() == "compiling tapead kernels in 2 processes, once (a few minutes) ..."
+    assert "tapead kernels ready in" in captured.out
