@@ -64,7 +64,7 @@ def test_dot_product_identity(tape, seed):
         right = np.einsum("kn,kn->k", x_bar, x_dot)
         scale = np.abs(y_bar * y_dot).sum(1) + np.abs(x_bar * x_dot).sum(1) + 1e-300
     finite = np.isfinite(left) & np.isfinite(right) & np.isfinite(scale)
-    assert np.all(np.abs(left - right)[finite] <= 1e-12 * scale[finite])
+    assert np.all(np.abs(left[finite] - right[finite]) <= 1e-12 * scale[finite])
 
 
 @given(tape=random_tapes(), seed=st.integers(0, 2**32 - 1))
