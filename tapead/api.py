@@ -95,12 +95,18 @@ SWEEPS = ("forward_primal", "forward_tangent", "reverse_adjoint", "reverse_hessi
 
 
 def kernels_cached() -> bool:
-    """Whether Numba's disk cache holds every sweep (then a process loads them in about a second)."""
+    """Whether Numba's disk cache holds every sweep (then a process loads them in about a second):
+    an index per sweep, written after sweeps.py was (an older one is stale: Numba recompiles)."""
     from tapead.kernels import sweeps
 
     cache_dir = os.path.join(os.path.dirname(sweeps.__file__), "__pycache__")
     names = os.listdir(cache_dir) if os.path.isdir(cache_dir) else []
-    return all(any(n.startswith(f"sweeps.{k}") and n.endswith(".nbi") for n in names) for k in SWEEPS)
+    source = os.path.getmtime(sweeps.__file__)
+    return all(
+        any(n.startswith(f"sweeps.{k}") and n.endswith(".nbi")
+            and os.path.getmtime(os.path.join(cache_dir, n)) >= source for n in names)
+        for k in SWEEPS
+    )
 
 
 def _sweeps():
@@ -214,9 +220,10 @@ class Tape(TapeData):
 
     def _launch(self, kernel, layout: tuple, tile: int, X, P, p_step: int, *middle, outputs: tuple,
                 progress=None) -> None:
-        """Run ``kernel`` with slot ``layout`` (see _compact, _reverse) over all points, in blocks of BLOCK points so that converted inputs and
-        temporaries stay bounded; ``middle`` holds per-kernel arguments, a (seeds, step) pair
-        for seed arrays (sliced per block when step is 1); ``outputs`` are (N, ...) arrays."""
+        """Run ``kernel`` with slot ``layout`` (see _compact, _reverse) over all points, in blocks
+        of BLOCK points so that converted inputs and temporaries stay bounded; ``middle`` holds
+        per-kernel arguments, a (seeds, step) pair for seed arrays (sliced per block when step
+        is 1); ``outputs`` are (N, ...) arrays."""
         n_points = X.shape[0]
         sweeps = _sweeps()
         for start in range(0, n_points, BLOCK):

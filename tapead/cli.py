@@ -405,7 +405,7 @@ def warmup(jobs: int | None = None, only: str | None = None) -> int:
     from tapead.api import kernels_cached
 
     start = time.perf_counter()
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    jobs = (os.cpu_count() or 1) if jobs is None else max(1, jobs)
     if only is None and jobs > 1 and not kernels_cached():
         print(f"compiling tapead kernels in {min(jobs, len(_WARMUP))} processes, once (a few minutes) ...",
               file=sys.stderr, flush=True)

@@ -104,7 +104,7 @@ def _rows() -> list[OpSpec]:
         S("divc", 1, "x / c", ("1.0 / c",), ("0.0",), "{x}/{c}", (_R,), exact=True),
         S("rdivc", 1, "c / x", ("-z / x",), ("2.0 * z / (x * x)",), "{c}/{x}", (_NZ,), exact=True),
         # x + c*y: what the optimizer makes of an add (or sub) whose other operand is a mulc
-        # read nowhere else. Two roundings, as the pair had (no FMA): the same bits.
+        # read nowhere else. Two roundings, as the pair had (no FMA): the same values.
         S("addmulc", 2, "x + c * y", ("1.0", "c"), ZERO2, "{x} + {c}*{y}", (_R, _R), exact=True),
         # ---- powers: cheap special cases first, pow(x, y) last ----
         S("square", 1, "x * x", ("2.0 * x",), ("2.0",), "{x}**2", (_R,), exact=True),

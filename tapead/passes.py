@@ -166,9 +166,11 @@ def fuse_multiply_add(tape: TapeData) -> TapeData:
     """a + c*y and a - c*y as one ``addmulc`` instruction where the product is a mulc that
     nothing else reads (not an output either); the mulc then dies.
 
-    Same bits as the pair: c*y is rounded, then the sum (a - c*y == a + (-c)*y in IEEE), and
-    the same derivatives; the sweeps read and write one row less (an MLP's dense layers and
-    RK4's stages are made of these pairs).
+    Same values as the pair: c*y is rounded, then the sum (a - c*y == a + (-c)*y in IEEE; only
+    a NaN constant's sign bit may differ), and equal derivatives (in the sub case a zero tangent
+    may change sign: the zero-skipping product gives +0.0 where the pair negated it). The
+    sweeps read and write one row less (an MLP's dense layers and RK4's stages are made of
+    these pairs).
     """
     lead, n = tape.n_in + tape.n_params, tape.n_slots
     readers = np.zeros(n + 1, dtype=np.int64)  # entry n counts the -1s of absent operands
