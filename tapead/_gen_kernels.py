@@ -16,6 +16,9 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from tapead.kernels import vmath
 from tapead.ops import CONST, OPS, OpSpec, _mentions
 
 TARGET = Path(__file__).resolve().parent.parent / "kernels" / "sweeps.py"
@@ -124,7 +127,10 @@ def _head(spec: OpSpec, names: list[str] | None = None) -> list[str]:
 # (vectorisable, within 2 ulp), each expression as a helper over a tile row: compiled once,
 # called per tile, so the big generic sweeps do not grow (inlined everywhere, they took
 # over 15 minutes to compile)
-FAST = re.compile(r"\bnp\.(exp|expm1|log|log1p|sin|cos|tanh)\(")
+# (every public vmath function named like a numpy one stands in for it; read from the module
+# rather than listed again here)
+_STAND_INS = [n for n in dir(vmath) if not n.startswith("_") and callable(getattr(vmath, n)) and hasattr(np, n)]
+FAST = re.compile(rf"\bnp\.({'|'.join(_STAND_INS)})\(")
 
 
 def _rowed(spec: OpSpec, expr: str) -> bool:
