@@ -223,6 +223,106 @@ def _erfc_h00(xs, zs, out, m):
         out[p] = 2.256758334191025 * x * vmath.exp(-x * x)
 
 
+@njit(inline="always", **FLAGS)
+def _zero(v_bar, b, r, m):
+    for d in range(r):
+        for p in range(m):
+            v_bar[b, d, p] = 0.0
+
+
+@njit(**FLAGS)
+def _chain_values(op, arg0, arg1, const, res, v, acc, i, m):
+    """The sum of the chain (tapead.passes.chain_ops) that starts at i, written to the row
+    of its last instruction: x * c or x + c * y, then + c_k * x_k per member, four members
+    per pass over the tile, rounded as the instructions are."""
+    a0 = arg0[i]
+    c = const[i]
+    if op[i] == 64:
+        for p in range(m):
+            acc[p] = v[a0, p] * c
+    else:
+        a1 = arg1[i]
+        for p in range(m):
+            acc[p] = v[a0, p] + c * v[a1, p]
+    e = i + 1
+    while op[e] != 67:
+        e += 1
+    j = i + 1
+    while j + 3 <= e:
+        r0, r1, r2, r3 = arg1[j], arg1[j + 1], arg1[j + 2], arg1[j + 3]
+        c0, c1, c2, c3 = const[j], const[j + 1], const[j + 2], const[j + 3]
+        for p in range(m):
+            s = acc[p] + c0 * v[r0, p]
+            s = s + c1 * v[r1, p]
+            s = s + c2 * v[r2, p]
+            acc[p] = s + c3 * v[r3, p]
+        j += 4
+    for k in range(j, e + 1):
+        r0 = arg1[k]
+        c0 = const[k]
+        for p in range(m):
+            acc[p] = acc[p] + c0 * v[r0, p]
+    row = res[e]
+    for p in range(m):
+        v[row, p] = acc[p]
+
+
+@njit(**FLAGS)
+def _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, z_bar, e, r, m):
+    """The adjoints of the chain that ends at e: c_k * (the sum's adjoint) into each x_k's
+    adjoint, last member first as the instructions run, with their zero flags; the running
+    sum's adjoint is the same all along (0.0 + it once a zeroed row took it), so its copies
+    are skipped. The sum's adjoint goes to ``z_bar`` first: x_k's adjoint may reuse its row."""
+    zb = bres[e]
+    for d in range(r):
+        for p in range(m):
+            z_bar[d, p] = v_bar[zb, d, p]
+    h = e - 1
+    while op[h] == 66:
+        h -= 1
+    j = e
+    while j - 3 > h:
+        for k in range(j - 3, j + 1):
+            if flags[k] & 2:
+                _zero(v_bar, barg1[k], r, m)
+        b0, b1, b2, b3 = barg1[j], barg1[j - 1], barg1[j - 2], barg1[j - 3]
+        c0, c1, c2, c3 = const[j], const[j - 1], const[j - 2], const[j - 3]
+        for d in range(r):
+            for p in range(m):
+                z = z_bar[d, p]
+                v_bar[b0, d, p] += _mz(c0, z)
+                v_bar[b1, d, p] += _mz(c1, z)
+                v_bar[b2, d, p] += _mz(c2, z)
+                v_bar[b3, d, p] += _mz(c3, z)
+        j -= 4
+    for k in range(j, h, -1):
+        if flags[k] & 2:
+            _zero(v_bar, barg1[k], r, m)
+        b0 = barg1[k]
+        c0 = const[k]
+        for d in range(r):
+            for p in range(m):
+                v_bar[b0, d, p] += _mz(c0, z_bar[d, p])
+    f = flags[h]
+    if f & 1:
+        _zero(v_bar, barg0[h], r, m)
+    b0 = barg0[h]
+    c0 = const[h]
+    if op[h] == 64:
+        for d in range(r):
+            for p in range(m):
+                v_bar[b0, d, p] += _mz(c0, z_bar[d, p])
+        return
+    if f & 2:
+        _zero(v_bar, barg1[h], r, m)
+    b1 = barg1[h]
+    for d in range(r):
+        for p in range(m):
+            z = z_bar[d, p] + 0.0
+            v_bar[b0, d, p] += z
+            v_bar[b1, d, p] += _mz(c0, z)
+
+
 @njit(parallel=True, **FLAGS)
 def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads):
     """Values: Y[k, j] = y_j(X[k]) for every point k."""
@@ -238,6 +338,7 @@ def _forward_primal_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_pa
     n_points = X.shape[0]
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
+    acc = np.empty(tile)
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
@@ -249,6 +350,10 @@ def _forward_primal_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_pa
                 v[res[n_in + j], p] = P[(start + p) * p_step, j]
         for i in range(n_in + n_params, n_slots):
             o = op[i]
+            if o >= 64:  # a chain: its first instruction runs it, the others are done
+                if o <= 65:
+                    _chain_values(op, arg0, arg1, const, res, v, acc, i, m)
+                continue
             if o == 2:  # const
                 c = const[i]
                 row = res[i]
@@ -1424,13 +1529,6 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                                tile, n_threads, t)
 
 
-@njit(inline="always", **FLAGS)
-def _zero(v_bar, b, r, m):
-    for d in range(r):
-        for p in range(m):
-            v_bar[b, d, p] = 0.0
-
-
 @njit(**FLAGS)
 def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar,
                            tile, n_threads, t):
@@ -1444,6 +1542,8 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
     d0 = np.empty(tile)
     d1 = np.empty(tile)
     d2 = np.empty(tile)
+    acc = np.empty(tile)
+    sum_bar = np.empty((r, tile))
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
@@ -1455,6 +1555,10 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 v[res[n_in + j], p] = P[(start + p) * p_step, j]
         for i in range(n_in + n_params, n_slots):
             o = op[i]
+            if o >= 64:  # a chain: its first instruction runs it, the others are done
+                if o <= 65:
+                    _chain_values(op, arg0, arg1, const, res, v, acc, i, m)
+                continue
             if o == 2:  # const
                 c = const[i]
                 row = res[i]
@@ -1871,6 +1975,11 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for p in range(m):
                     v_bar[s, d, p] += Y_bar[(start + p) * y_bar_step, j, d]
         for i in range(n_slots - 1, n_in + n_params - 1, -1):
+            o = op[i]
+            if o >= 64:  # a chain: its last instruction runs it backwards
+                if o == 67:
+                    _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, sum_bar, i, r, m)
+                continue
             f = flags[i]
             if f & 1:
                 _zero(v_bar, barg0[i], r, m)
@@ -1880,7 +1989,6 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 _zero(v_bar, barg2[i], r, m)
             if f & 8:
                 continue  # dead: nothing reads v[i], its adjoint is zero and never set
-            o = op[i]
             if o == 3:  # add
                 a0 = arg0[i]
                 a1 = arg1[i]

@@ -219,17 +219,17 @@ class Tape(TapeData):
         return Y if batched else Y[0]
 
     def _launch(self, kernel, layout: tuple, tile: int, X, P, p_step: int, *middle, outputs: tuple,
-                progress=None) -> None:
+                progress=None, op=None) -> None:
         """Run ``kernel`` with slot ``layout`` (see _compact, _reverse) over all points, in blocks
         of BLOCK points so that converted inputs and temporaries stay bounded; ``middle`` holds
         per-kernel arguments, a (seeds, step) pair for seed arrays (sliced per block when step
-        is 1); ``outputs`` are (N, ...) arrays."""
+        is 1); ``outputs`` are (N, ...) arrays; ``op``: the op codes, if not the tape's."""
         n_points = X.shape[0]
         sweeps = _sweeps()
         for start in range(0, n_points, BLOCK):
             block = slice(start, min(n_points, start + BLOCK))
             m = block.stop - block.start
-            args = [self.op, *layout, self.const, self.n_in, self.n_params, self.outputs,
+            args = [self.op if op is None else op, *layout, self.const, self.n_in, self.n_params, self.outputs,
                     _contiguous(X[block]), _contiguous(P[block]) if p_step else P, p_step]
             for item in middle:
                 if isinstance(item, tuple):
@@ -255,6 +255,11 @@ class Tape(TapeData):
         return passes.compact_slots(self)
 
     @cached_property
+    def _chained(self) -> np.ndarray:
+        """Op codes of the value and gradient sweeps: dot-product chains marked (passes.chain_ops)."""
+        return passes.chain_ops(self)
+
+    @cached_property
     def _ssa(self) -> tuple:
         """One row per slot (no reuse): what bench/compaction.py measures the layouts against."""
         return self.arg0, self.arg1, self.arg2, np.arange(self.n_slots, dtype=np.int32), self.n_slots
@@ -277,7 +282,7 @@ class Tape(TapeData):
         Y = _output(Y, (X.shape[0], self.n_out), "out")
         self._launch(_sweeps().forward_primal, self._compact, tile_size(self._compact[-1]), X,
                      *self._params(P, X.shape[0]),
-                     outputs=(Y,), progress=progress)
+                     outputs=(Y,), progress=progress, op=self._chained)
         return Y
 
     def _tangent(self, X, P, V, v_step, Y=None, Y_dot=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +301,7 @@ class Tape(TapeData):
         values, adjoints = self._reverse
         self._launch(_sweeps().reverse_adjoint, values, tile_size(values[-1] + r * adjoints[-2]), X,
                      *self._params(P, X.shape[0]),
-                     *adjoints, (W, w_step), outputs=(Y, X_bar), progress=progress)
+                     *adjoints, (W, w_step), outputs=(Y, X_bar), progress=progress, op=self._chained)
         return Y, X_bar
 
     def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None):

@@ -27,7 +27,7 @@ import numpy as np
 from tapead.ops import BY_NAME, CONST, OPS, _mentions, numpy_function
 from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
 
-__all__ = ["optimize", "eliminate_dead_code", "fuse_multiply_add"]
+__all__ = ["optimize", "eliminate_dead_code", "fuse_multiply_add", "chain_ops"]
 
 _PRIMAL = [numpy_function(s.primal) for s in OPS]
 # per opcode, the columns of the op table the pass reads (``OpSpec.uses_const`` is a regex search)
@@ -199,6 +199,47 @@ def fuse_multiply_add(tape: TapeData) -> TapeData:
         outputs=tape.outputs, n_in=tape.n_in, n_params=tape.n_params, out_shape=tape.out_shape,
         source=tape.source, source_index=tape.source_index, n_recorded=tape.n_recorded,
     ))
+
+
+# codes the value and gradient sweeps know beyond OPS (chain_ops): a chain's first instruction,
+# a mulc or an addmulc; the addmulcs inside it; its last instruction
+CHAIN_MULC, CHAIN_ADDMULC, CHAIN_LINK, CHAIN_END = range(len(OPS), len(OPS) + 4)
+
+
+def chain_ops(tape: TapeData, min_length: int = 3) -> np.ndarray:
+    """The op codes the value and gradient sweeps run: ``tape.op`` with every dot-product
+    chain marked, so that they run it as one instruction.
+
+    A chain is a run of consecutive instructions, a mulc or an addmulc then addmulcs, each
+    adding c_k * x_k to the one before it, which nothing else reads (an MLP layer's row,
+    a logistic regression's w . x). The forward part runs it in one pass per four terms,
+    with the same roundings in the same order; the reverse part accumulates
+    c_k * (its adjoint) into each x_k's adjoint in the order the instructions would, and
+    skips the copies of the running sum's adjoint. Results are bit for bit those of the
+    instructions. A chain whose sum nothing reads is left alone (its skip rules differ).
+    The layouts (compact_slots, reverse_flags) are those of the instructions: the sweeps
+    read every x_k before the sum's row is written, and zero x_k's adjoint row as the
+    instruction that read x_k would have.
+    """
+    lead, n = tape.n_in + tape.n_params, tape.n_slots
+    readers = np.zeros(n + 1, dtype=np.int64)  # entry n counts the -1s of absent operands
+    for arg in (tape.arg0, tape.arg1, tape.arg2):
+        np.add.at(readers, arg, 1)
+    readers[tape.outputs] += 1
+    op, arg0, readers = tape.op.tolist(), tape.arg0.tolist(), readers.tolist()
+    chained = tape.op.copy()
+    i = lead
+    while i < n:
+        end = i
+        if op[i] == _MULC or op[i] == _ADDMULC:
+            while end + 1 < n and op[end + 1] == _ADDMULC and arg0[end + 1] == end and readers[end] == 1:
+                end += 1
+        if end - i + 1 >= min_length and readers[end]:
+            chained[i] = CHAIN_MULC if op[i] == _MULC else CHAIN_ADDMULC
+            chained[i + 1:end] = CHAIN_LINK
+            chained[end] = CHAIN_END
+        i = end + 1
+    return chained
 
 
 def compact_slots(tape: TapeData, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
