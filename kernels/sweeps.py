@@ -223,6 +223,66 @@ def _erfc_h00(xs, zs, out, m):
         out[p] = 2.256758334191025 * x * vmath.exp(-x * x)
 
 
+@njit(**FLAGS)
+def _load(src, step, res, first, v, start, m):
+    """Columns of src's rows (start + p) * step into value rows res[first + j]."""
+    n = src.shape[1]
+    j = 0
+    while j + 8 <= n:
+        r0, r1, r2, r3 = res[first + j], res[first + j + 1], res[first + j + 2], res[first + j + 3]
+        r4, r5, r6, r7 = res[first + j + 4], res[first + j + 5], res[first + j + 6], res[first + j + 7]
+        for p in range(m):
+            q = (start + p) * step
+            v[r0, p] = src[q, j]
+            v[r1, p] = src[q, j + 1]
+            v[r2, p] = src[q, j + 2]
+            v[r3, p] = src[q, j + 3]
+            v[r4, p] = src[q, j + 4]
+            v[r5, p] = src[q, j + 5]
+            v[r6, p] = src[q, j + 6]
+            v[r7, p] = src[q, j + 7]
+        j += 8
+    for k in range(j, n):
+        r = res[first + k]
+        for p in range(m):
+            v[r, p] = src[(start + p) * step, k]
+
+
+@njit(**FLAGS)
+def _store_gradient(X_bar, v_bar, bres, flags, start, m):
+    """X_bar[start + p, j, d] = the adjoint of input j (0 where nothing reads it)."""
+    n = X_bar.shape[1]
+    r = X_bar.shape[2]
+    j = 0
+    while j + 8 <= n and r == 1:
+        if flags[j] & 8 or flags[j + 1] & 8 or flags[j + 2] & 8 or flags[j + 3] & 8 or \
+                flags[j + 4] & 8 or flags[j + 5] & 8 or flags[j + 6] & 8 or flags[j + 7] & 8:
+            break  # an unread input among them: one at a time from here
+        b0, b1, b2, b3 = bres[j], bres[j + 1], bres[j + 2], bres[j + 3]
+        b4, b5, b6, b7 = bres[j + 4], bres[j + 5], bres[j + 6], bres[j + 7]
+        for p in range(m):
+            q = start + p
+            X_bar[q, j, 0] = v_bar[b0, 0, p]
+            X_bar[q, j + 1, 0] = v_bar[b1, 0, p]
+            X_bar[q, j + 2, 0] = v_bar[b2, 0, p]
+            X_bar[q, j + 3, 0] = v_bar[b3, 0, p]
+            X_bar[q, j + 4, 0] = v_bar[b4, 0, p]
+            X_bar[q, j + 5, 0] = v_bar[b5, 0, p]
+            X_bar[q, j + 6, 0] = v_bar[b6, 0, p]
+            X_bar[q, j + 7, 0] = v_bar[b7, 0, p]
+        j += 8
+    for k in range(j, n):
+        if flags[k] & 8:
+            for d in range(r):
+                for p in range(m):
+                    X_bar[start + p, k, d] = 0.0
+            continue
+        s = bres[k]
+        for d in range(r):
+            for p in range(m):
+                X_bar[start + p, k, d] = v_bar[s, d, p]
+
+
 @njit(inline="always", **FLAGS)
 def _zero(v_bar, b, r, m):
     for d in range(r):
@@ -342,12 +402,8 @@ def _forward_primal_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_pa
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        for j in range(n_in):
-            for p in range(m):
-                v[res[j], p] = X[start + p, j]
-        for j in range(n_params):
-            for p in range(m):
-                v[res[n_in + j], p] = P[(start + p) * p_step, j]
+        _load(X, 1, res, 0, v, start, m)
+        _load(P, p_step, res, n_in, v, start, m)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
             if o >= 64:  # a chain: its first instruction runs it, the others are done
@@ -785,12 +841,8 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        for j in range(n_in):
-            for p in range(m):
-                v[res[j], p] = X[start + p, j]
-        for j in range(n_params):
-            for p in range(m):
-                v[res[n_in + j], p] = P[(start + p) * p_step, j]
+        _load(X, 1, res, 0, v, start, m)
+        _load(P, p_step, res, n_in, v, start, m)
         for j in range(n_in):
             for d in range(q):
                 for p in range(m):
@@ -1547,12 +1599,8 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        for j in range(n_in):
-            for p in range(m):
-                v[res[j], p] = X[start + p, j]
-        for j in range(n_params):
-            for p in range(m):
-                v[res[n_in + j], p] = P[(start + p) * p_step, j]
+        _load(X, 1, res, 0, v, start, m)
+        _load(P, p_step, res, n_in, v, start, m)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
             if o >= 64:  # a chain: its first instruction runs it, the others are done
@@ -2777,16 +2825,7 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                         z_bar = v_bar[zb, d, p]
                         v_bar[b1, d, p] += _mz(d1[p], z_bar)
                         v_bar[b2, d, p] += _mz(d2[p], z_bar)
-        for j in range(n_in):
-            if flags[j] & 8:
-                for d in range(r):
-                    for p in range(m):
-                        X_bar[start + p, j, d] = 0.0
-                continue
-            s = bres[j]
-            for d in range(r):
-                for p in range(m):
-                    X_bar[start + p, j, d] = v_bar[s, d, p]
+        _store_gradient(X_bar, v_bar, bres, flags, start, m)
 
 
 @njit(parallel=True, **FLAGS)
@@ -2836,12 +2875,8 @@ def _reverse_hessian_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        for j in range(n_in):
-            for p in range(m):
-                v[res[j], p] = X[start + p, j]
-        for j in range(n_params):
-            for p in range(m):
-                v[res[n_in + j], p] = P[(start + p) * p_step, j]
+        _load(X, 1, res, 0, v, start, m)
+        _load(P, p_step, res, n_in, v, start, m)
         for j in range(n_in):
             for d in range(q):
                 for p in range(m):

@@ -116,3 +116,31 @@ def test_chain_feeding_only_dead_code_has_zero_adjoint(rng):
         X = rng.normal(size=(5000, 2))
         g = tape.gradient(X)
         np.testing.assert_array_equal(g, np.tile([2.0, 0.0], (5000, 1)))
+
+
+@pytest.mark.parametrize("n_in, n_params", [(19, 11), (8, 8), (16, 0), (7, 9)])
+def test_many_inputs_and_parameters_in_and_out_eight_columns_at_a_time(n_in, n_params, rng):
+    """Inputs and parameters go into tile rows, and gradients out, eight columns per pass:
+    every column in its place, unread inputs (zero gradient) inside a block of eight too."""
+    import tapead
+
+    a = rng.normal(size=n_in)
+    b = rng.normal(size=n_params)
+    skip = {1, 9} if n_in > 9 else set()  # nothing reads x_1 or x_9: a zero column
+
+    def f(x, p=()):
+        s = sum(a[k] * x[k] ** 2 for k in range(n_in) if k not in skip)
+        return s + sum(b[k] * p[k] * x[k % n_in] for k in range(n_params))
+
+    tape = tapead.record(f, n_in, n_params=n_params) if n_params else tapead.record(f, n_in)
+    X = rng.normal(size=(N, n_in))
+    args = (rng.normal(size=(N, n_params)),) if n_params else ()
+    y, g = tape.value_and_gradient(X, *args)
+    want = np.where([k in skip for k in range(n_in)], 0.0, 2.0 * a) * X
+    for k in range(n_params):
+        want[:, k % n_in] += b[k] * args[0][:, k]
+    assert_close(g, want)
+    assert_close(y, reference.evaluate(tape, X, *args)[:, 0])
+    W = rng.normal(size=(N, 1, 2))  # two adjoint directions: the gradient leaves by the other path
+    P = args[0] if args else None
+    assert_close(tape._adjoint(X, P, W, 1)[1], reference.vjp(tape, X, P, W)[1])
