@@ -498,7 +498,8 @@ class Tape(TapeData):
 
     def stats(self) -> dict:
         """Sizes: instructions recorded and after optimisation, slots, the values the reverse sweep
-        reads, and scratch rows and bytes per point of each sweep (q directions: JVP, Hessian).
+        reads, scratch rows and bytes per point of each sweep (q directions: JVP, Hessian), and
+        the dot-product chains the value and gradient sweeps run as one instruction each.
 
         Examples
         --------
@@ -511,6 +512,7 @@ class Tape(TapeData):
         rows = self._compact[-1]  # values of the forward sweeps, adjoints of the reverse one
         reverse_values = self._reverse[0][-1]  # rows reused, but the values read again pinned
         hessian_values = self._hessian_layout[0][-1]
+        chained = self._chained
         return {
             "recorded_ops": self.n_recorded or self.n_ops, "ops": self.n_ops, "slots": n,
             "values_read_by_reverse": int(passes.reverse_reads(self).sum()),
@@ -518,6 +520,8 @@ class Tape(TapeData):
             "bytes_per_point": {"values": 8 * rows, "gradient": 8 * (reverse_values + rows),
                                 "jvp": f"8 * {rows} * (1 + q)", "hessian": f"8 * {hessian_values + rows} * (1 + q)"},
             "tile": {"values": tile_size(rows), "gradient": tile_size(reverse_values + rows)},
+            "chains": {"count": int(np.sum(chained >= passes.CHAIN_END)),
+                       "ops": int(np.sum(chained >= passes.CHAIN_MULC))},
         }
 
     def explain(self, x, *args, wrt=0, y_bar=None) -> Explanation:

@@ -18,6 +18,7 @@ def test_a_dot_product_is_one_chain():
     tape = tapead.record(lambda x: C @ x, 8)
     assert tape.op[8:].tolist() == [BY_NAME["mulc"].code] + [BY_NAME["addmulc"].code] * 7
     assert chain_ops(tape)[8:].tolist() == [CHAIN_MULC] + [CHAIN_LINK] * 6 + [CHAIN_END]
+    assert tape.stats()["chains"] == {"count": 1, "ops": 8}
 
 
 def test_what_is_not_a_chain():
