@@ -316,6 +316,24 @@ def _zero(v_bar, b, r, m):
             v_bar[b, d, p] = 0.0
 
 
+@njit(inline="always", **FLAGS)
+def _held(first, old):
+    # an adjoint row's value before a contribution: 0.0 at its first one (see _old)
+    return 0.0 if first else old
+
+
+@njit(**FLAGS)
+def _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m):
+    """Zero the adjoint rows that instruction i's flags say start here (an instruction that
+    adds nothing to them: dead, or with only zero partials)."""
+    if f & 1:
+        _zero(v_bar, barg0[i], r, m)
+    if f & 2:
+        _zero(v_bar, barg1[i], r, m)
+    if f & 4:
+        _zero(v_bar, barg2[i], r, m)
+
+
 @njit(**FLAGS)
 def _chain_values(op, arg0, arg1, const, res, v, acc, i, m):
     """The sum of the chain (tapead.passes.chain_ops) that starts at i, written to the row
@@ -2058,49 +2076,50 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                     _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, sum_bar, i, r, m)
                 continue
             f = flags[i]
-            if f & 1:
-                _zero(v_bar, barg0[i], r, m)
-            if f & 2:  # x * x zeroes twice: harmless
-                _zero(v_bar, barg1[i], r, m)
-            if f & 4:
-                _zero(v_bar, barg2[i], r, m)
-            if f & 8:
-                continue  # dead: nothing reads v[i], its adjoint is zero and never set
+            if f & 8:  # dead: nothing reads v[i], its adjoint is zero and never set
+                _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
+                continue
             if o == 3:  # add
                 a0 = arg0[i]
                 a1 = arg1[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += z_bar
-                        v_bar[b1, d, p] += z_bar
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + z_bar
             elif o == 4:  # sub
                 a0 = arg0[i]
                 a1 = arg1[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += z_bar
-                        v_bar[b1, d, p] += -z_bar
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + -z_bar
             elif o == 5:  # mul
                 a0 = arg0[i]
                 a1 = arg1[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(y, z_bar)
-                        v_bar[b1, 0, p] += _mz(x, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(y, z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(x, z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2110,22 +2129,24 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
             elif o == 6:  # div
                 a0 = arg0[i]
                 a1 = arg1[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 if r == 1:
                     for p in range(m):
                         y = v[a1, p]
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / y, z_bar)
-                        v_bar[b1, 0, p] += _mz(-z / y, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / y, z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(-z / y, z_bar)
                     continue
                 for p in range(m):
                     y = v[a1, p]
@@ -2135,63 +2156,69 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
             elif o == 7:  # neg
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += -z_bar
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
             elif o == 8:  # addc
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += z_bar
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
             elif o == 9:  # mulc
                 a0 = arg0[i]
                 c = const[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 c0 = c
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(c0, z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
             elif o == 10:  # rsubc
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += -z_bar
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
             elif o == 11:  # divc
                 a0 = arg0[i]
                 c = const[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 c0 = 1.0 / c
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(c0, z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
             elif o == 12:  # rdivc
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(-z / x, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-z / x, z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2200,29 +2227,32 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 13:  # addmulc
                 a0 = arg0[i]
                 a1 = arg1[i]
                 c = const[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 c1 = c
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += z_bar
-                        v_bar[b1, d, p] += _mz(c1, z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(c1, z_bar)
             elif o == 14:  # square
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(2.0 * x, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(2.0 * x, z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2230,17 +2260,18 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 15:  # recip
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(-z * z, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-z * z, z_bar)
                     continue
                 for p in range(m):
                     z = v[row, p]
@@ -2248,17 +2279,18 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 16:  # sqrt
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(0.5 / z, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.5 / z, z_bar)
                     continue
                 for p in range(m):
                     z = v[row, p]
@@ -2266,17 +2298,18 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 17:  # powc
                 a0 = arg0[i]
                 c = const[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(c * np.power(x, c - 1.0), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(c * np.power(x, c - 1.0), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2284,22 +2317,24 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 18:  # pow
                 a0 = arg0[i]
                 a1 = arg1[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(0.0 if y == 0.0 else y * np.power(x, y - 1.0), z_bar)
-                        v_bar[b1, 0, p] += _mz(0.0 if z == 0.0 else z * np.log(x), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if y == 0.0 else y * np.power(x, y - 1.0), z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(0.0 if z == 0.0 else z * np.log(x), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2310,23 +2345,25 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
             elif o == 19:  # hypot
                 a0 = arg0[i]
                 a1 = arg1[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(0.0 if z == 0.0 else x / z, z_bar)
-                        v_bar[b1, 0, p] += _mz(0.0 if z == 0.0 else y / z, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if z == 0.0 else x / z, z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(0.0 if z == 0.0 else y / z, z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2337,18 +2374,19 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
             elif o == 20:  # exp
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(z, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(z, z_bar)
                     continue
                 for p in range(m):
                     z = v[row, p]
@@ -2356,17 +2394,18 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 21:  # exp2
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(z * 0.6931471805599453, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(z * 0.6931471805599453, z_bar)
                     continue
                 for p in range(m):
                     z = v[row, p]
@@ -2374,26 +2413,28 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 22:  # expm1
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 _expm1_d0(v[a0], v[row], d0, m)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 23:  # log
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / x, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / x, z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2401,16 +2442,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 24:  # log2
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / (x * 0.6931471805599453), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (x * 0.6931471805599453), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2418,16 +2460,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 25:  # log10
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / (x * 2.302585092994046), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (x * 2.302585092994046), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2435,16 +2478,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 26:  # log1p
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / (1.0 + x), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (1.0 + x), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2452,22 +2496,24 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 27:  # logaddexp
                 a0 = arg0[i]
                 a1 = arg1[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(np.exp(x - z), z_bar)
-                        v_bar[b1, 0, p] += _mz(np.exp(y - z), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.exp(x - z), z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(np.exp(y - z), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2478,58 +2524,63 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
             elif o == 28:  # sigmoid
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 _sigmoid_d0(v[a0], v[row], d0, m)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 29:  # softplus
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 _softplus_d0(v[a0], v[row], d0, m)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 30:  # sin
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 _sin_d0(v[a0], v[row], d0, m)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 31:  # cos
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 _cos_d0(v[a0], v[row], d0, m)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 32:  # tan
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 + z * z, z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 + z * z, z_bar)
                     continue
                 for p in range(m):
                     z = v[row, p]
@@ -2537,16 +2588,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 33:  # arcsin
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2554,16 +2606,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 34:  # arccos
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(-1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2571,16 +2624,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 35:  # arctan
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / (1.0 + x * x), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (1.0 + x * x), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2588,20 +2642,22 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 36:  # arctan2
                 a0 = arg0[i]
                 a1 = arg1[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(y / (x * x + y * y), z_bar)
-                        v_bar[b1, 0, p] += _mz(-x / (x * x + y * y), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(y / (x * x + y * y), z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(-x / (x * x + y * y), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2611,17 +2667,18 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
             elif o == 37:  # sinh
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(np.cosh(x), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.cosh(x), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2629,16 +2686,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 38:  # cosh
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(np.sinh(x), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.sinh(x), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2646,26 +2704,28 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 39:  # tanh
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 _tanh_d0(v[a0], v[row], d0, m)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 40:  # arcsinh
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / np.hypot(x, 1.0), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.hypot(x, 1.0), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2673,16 +2733,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 41:  # arccosh
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / np.sqrt((x - 1.0) * (x + 1.0)), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.sqrt((x - 1.0) * (x + 1.0)), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2690,16 +2751,17 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 42:  # arctanh
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / ((1.0 - x) * (1.0 + x)), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / ((1.0 - x) * (1.0 + x)), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2707,17 +2769,18 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 43:  # cbrt
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         z = v[row, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 / (3.0 * z * z), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (3.0 * z * z), z_bar)
                     continue
                 for p in range(m):
                     z = v[row, p]
@@ -2725,36 +2788,39 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 44:  # erf
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 _erf_d0(v[a0], v[row], d0, m)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 45:  # erfc
                 a0 = arg0[i]
                 row = res[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 _erfc_d0(v[a0], v[row], d0, m)
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 46:  # abs
                 a0 = arg0[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(np.sign(x), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.sign(x), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2762,18 +2828,21 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 47:  # copysign
                 a0 = arg0[i]
                 a1 = arg1[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
+                if f & 2:
+                    _zero(v_bar, barg1[i], r, m)
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2782,20 +2851,22 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
             elif o == 52:  # maximum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 if x > y else (0.5 if x == y else 0.0), z_bar)
-                        v_bar[b1, 0, p] += _mz(1.0 if y > x else (0.5 if x == y else 0.0), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 if x > y else (0.5 if x == y else 0.0), z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if y > x else (0.5 if x == y else 0.0), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2805,21 +2876,23 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
             elif o == 53:  # minimum
                 a0 = arg0[i]
                 a1 = arg1[i]
                 zb = bres[i]
                 b0 = barg0[i]
+                z0 = f & 1
                 b1 = barg1[i]
+                z1 = f & 2
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         y = v[a1, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] += _mz(1.0 if x < y else (0.5 if x == y else 0.0), z_bar)
-                        v_bar[b1, 0, p] += _mz(1.0 if y < x else (0.5 if x == y else 0.0), z_bar)
+                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 if x < y else (0.5 if x == y else 0.0), z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if y < x else (0.5 if x == y else 0.0), z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2829,21 +2902,25 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] += _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
+                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
             elif o == 63:  # where
                 a0 = arg0[i]
                 a1 = arg1[i]
                 a2 = arg2[i]
                 zb = bres[i]
+                if f & 1:
+                    _zero(v_bar, barg0[i], r, m)
                 b1 = barg1[i]
+                z1 = f & 2
                 b2 = barg2[i]
+                z2 = f & 4
                 if r == 1:
                     for p in range(m):
                         x = v[a0, p]
                         z_bar = v_bar[zb, 0, p]
-                        v_bar[b1, 0, p] += _mz(1.0 if x != 0.0 else 0.0, z_bar)
-                        v_bar[b2, 0, p] += _mz(0.0 if x != 0.0 else 1.0, z_bar)
+                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if x != 0.0 else 0.0, z_bar)
+                        v_bar[b2, 0, p] = _held(z2, v_bar[b2, 0, p]) + _mz(0.0 if x != 0.0 else 1.0, z_bar)
                     continue
                 for p in range(m):
                     x = v[a0, p]
@@ -2852,8 +2929,10 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                 for d in range(r):
                     for p in range(m):
                         z_bar = v_bar[zb, d, p]
-                        v_bar[b1, d, p] += _mz(d1[p], z_bar)
-                        v_bar[b2, d, p] += _mz(d2[p], z_bar)
+                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                        v_bar[b2, d, p] = _held(z2, v_bar[b2, d, p]) + _mz(d2[p], z_bar)
+            else:  # no partial is nonzero (a comparison, say)
+                _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
         _store_gradient(X_bar, v_bar, bres, flags, start, m, buf)
 
 

@@ -162,6 +162,16 @@ def optimize(tape: TapeData) -> TapeData:
     return fuse_multiply_add(eliminate_dead_code(merged))
 
 
+def _readers(tape: TapeData) -> list[int]:
+    """Per slot, how many operands and outputs read it (the extra last entry counts the -1s
+    of absent operands)."""
+    readers = np.zeros(tape.n_slots + 1, dtype=np.int64)
+    for arg in (tape.arg0, tape.arg1, tape.arg2):
+        np.add.at(readers, arg, 1)
+    readers[tape.outputs] += 1
+    return readers.tolist()
+
+
 def fuse_multiply_add(tape: TapeData) -> TapeData:
     """a + c*y and a - c*y as one ``addmulc`` instruction where the product is a mulc that
     nothing else reads (not an output either); the mulc then dies.
@@ -173,12 +183,8 @@ def fuse_multiply_add(tape: TapeData) -> TapeData:
     these pairs).
     """
     lead, n = tape.n_in + tape.n_params, tape.n_slots
-    readers = np.zeros(n + 1, dtype=np.int64)  # entry n counts the -1s of absent operands
-    for arg in (tape.arg0, tape.arg1, tape.arg2):
-        np.add.at(readers, arg, 1)
-    readers[tape.outputs] += 1
     op, arg0, arg1, const = tape.op.tolist(), tape.arg0.tolist(), tape.arg1.tolist(), tape.const.tolist()
-    readers = readers.tolist()
+    readers = _readers(tape)
     fused = False
     for i in range(lead, n):
         code = op[i]
@@ -222,11 +228,7 @@ def chain_ops(tape: TapeData, min_length: int = 3) -> np.ndarray:
     instruction that read x_k would have.
     """
     lead, n = tape.n_in + tape.n_params, tape.n_slots
-    readers = np.zeros(n + 1, dtype=np.int64)  # entry n counts the -1s of absent operands
-    for arg in (tape.arg0, tape.arg1, tape.arg2):
-        np.add.at(readers, arg, 1)
-    readers[tape.outputs] += 1
-    op, arg0, readers = tape.op.tolist(), tape.arg0.tolist(), readers.tolist()
+    op, arg0, readers = tape.op.tolist(), tape.arg0.tolist(), _readers(tape)
     chained = tape.op.copy()
     i = lead
     while i < n:
@@ -319,11 +321,17 @@ def reverse_reads(tape: TapeData, second: bool = False) -> np.ndarray:
 
 def reverse_flags(tape: TapeData) -> np.ndarray:
     """Per instruction of the reverse sweep: bit k (k < 3) when operand k's adjoint is first
-    accumulated here (so its reused row is zeroed first), bit 3 when nothing reads the slot
-    (its adjoint is zero: the instruction is skipped, and an input gets a zero gradient)."""
+    accumulated here (its reused row is zeroed first, or its first contribution assigned;
+    an operand read twice, as in x * x, only at its first position), bit 3 when nothing reads
+    the slot (its adjoint is zero: the instruction is skipped, and an input gets a zero
+    gradient)."""
     last = last_use(tape)
     index = np.arange(tape.n_slots)
     flags = np.where(last < 0, 8, 0).astype(INDEX_DTYPE)
-    for k, arg in enumerate((tape.arg0, tape.arg1, tape.arg2)):
-        flags |= np.where((arg >= 0) & (last[np.maximum(arg, 0)] == index), 1 << k, 0).astype(INDEX_DTYPE)
+    args = (tape.arg0, tape.arg1, tape.arg2)
+    for k, arg in enumerate(args):
+        first = (arg >= 0) & (last[np.maximum(arg, 0)] == index)
+        for earlier in args[:k]:
+            first &= arg != earlier
+        flags |= np.where(first, 1 << k, 0).astype(INDEX_DTYPE)
     return flags
