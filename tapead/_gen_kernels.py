@@ -418,8 +418,8 @@ def _dispatch(branch) -> str:
     return "\n".join(lines) + "\n"
 
 
-
-CHAINS = f'''
+# the reverse sweep's adjoint-row helpers and the dot-product chains (passes.chain_ops)
+ROWS_AND_CHAINS = f'''
 
 @njit(inline="always", **FLAGS)
 def _zero(v_bar, b, r, m):
@@ -770,7 +770,7 @@ def generate() -> str:
         HEADER.replace("{vmath_sha}", hashlib.sha256(VMATH.read_bytes()).hexdigest()[:16]),
         _helpers(),
         TRANSPOSE,
-        CHAINS,
+        ROWS_AND_CHAINS,
         PRIMAL.format(load=LOAD, primal=primal),
         TANGENT.format(load=LOAD, seed=SEED_TANGENTS, tangent=tangent),
         REVERSE.format(load=LOAD, primal=primal, reverse=reverse),
