@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from tapead import reference
 
-from .conftest import OP_ROWS, assert_close, const_for, one_op_tape, op_id, random_tapes, sample_domain
+from .conftest import (OP_ROWS, assert_close, const_for, copysign_of_nan, one_op_tape, op_id, random_tapes,
+                       sample_domain)
 
 N = 700  # not a multiple of any tile size: the last tile is partial
 
@@ -40,18 +41,21 @@ def test_random_tapes_match_reference(tape, seed, n_points):
     args = (P,) if tape.n_params else ()
     Y_ref, Yd_ref = reference.jvp(tape, X, P, V)
     _, Xb_ref = reference.vjp(tape, X, P, W[:, :, None])
-    assert_close(tape(X, *args), Y_ref, rtol=1e-10, atol=1e-12)
-    y, y_dot = tape.jvp(X, *args, V)
-    assert_close(y, Y_ref, rtol=1e-10, atol=1e-12)
-    assert_close(y_dot, Yd_ref, rtol=1e-10, atol=1e-12)
-    y, x_bar = tape.vjp(X, *args, W)
-    assert_close(y, Y_ref, rtol=1e-10, atol=1e-12)
-    assert_close(x_bar, Xb_ref[:, :, 0], rtol=1e-10, atol=1e-12)
+    y = tape(X, *args)
+    y_jvp, y_dot = tape.jvp(X, *args, V)
+    y_vjp, x_bar = tape.vjp(X, *args, W)
+    ok = ~copysign_of_nan(tape, X, P)
+    for got, want in [(y, Y_ref), (y_jvp, Y_ref), (y_dot, Yd_ref), (y_vjp, Y_ref), (x_bar, Xb_ref[:, :, 0])]:
+        assert_close(got[ok], want[ok], rtol=1e-10, atol=1e-12)
+
 
 
 @given(tape=random_tapes(n_params=0), seed=st.integers(0, 2**32 - 1))
 def test_dot_product_identity(tape, seed):
-    """<y_bar, J x_dot> = <J^T y_bar, x_dot>: forward and reverse agree (Griewank & Walther 3.3)."""
+    """<y_bar, J x_dot> = <J^T y_bar, x_dot>: forward and reverse agree (Griewank & Walther 3.3)
+    to rounding. Partials that cancel (arctan2(v, v): 1/(2v) - 1/(2v)) leave a rounding error
+    that the sums' own sizes do not show; it is bounded by |y_bar| |x_dot| (partials of order
+    one) or by what the same sums give in the reference interpreter (v near 0)."""
     rng = np.random.default_rng(seed)
     n_points = 50
     X = rng.uniform(-2, 2, (n_points, tape.n_in))
@@ -59,12 +63,17 @@ def test_dot_product_identity(tape, seed):
     y_bar = rng.normal(size=(n_points, tape.n_out))
     _, y_dot = tape.jvp(X, x_dot)
     _, x_bar = tape.vjp(X, y_bar)
+    _, y_dot_ref = reference.jvp(tape, X, None, x_dot[:, :, None])
+    _, x_bar_ref = reference.vjp(tape, X, None, y_bar[:, :, None])
     with np.errstate(all="ignore"):
         left = np.einsum("km,km->k", y_bar, y_dot)
         right = np.einsum("kn,kn->k", x_bar, x_dot)
         scale = np.abs(y_bar * y_dot).sum(1) + np.abs(x_bar * x_dot).sum(1) + 1e-300
-    finite = np.isfinite(left) & np.isfinite(right) & np.isfinite(scale)
-    assert np.all(np.abs(left[finite] - right[finite]) <= 1e-12 * scale[finite])
+        scale += np.abs(y_bar).sum(1) * np.abs(x_dot).sum(1)
+        gap_ref = np.abs(np.einsum("km,km->k", y_bar, y_dot_ref[:, :, 0]) - np.einsum("kn,kn->k", x_bar_ref[:, :, 0], x_dot))
+        tolerance = 1e-12 * scale + 4.0 * gap_ref
+    finite = np.isfinite(left) & np.isfinite(right) & np.isfinite(tolerance)
+    assert np.all(np.abs(left - right)[finite] <= tolerance[finite])
 
 
 @given(tape=random_tapes(), seed=st.integers(0, 2**32 - 1))
