@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tapead import reference
 from tapead.api import Tape
-from tapead.ops import CONST, INPUT, OPS, OpSpec
+from tapead.ops import BY_NAME, CONST, INPUT, OPS, OpSpec
 from tapead.tape import TapeData
 
 settings.register_profile(
@@ -126,8 +126,8 @@ def copysign_of_nan(tape, X, P) -> np.ndarray:
     """The points where a copysign reads a NaN (its result's sign, or its partial's, is the
     NaN's): IEEE leaves a NaN's sign to the implementation (numpy's log(-1) is -nan, libm's
     and vmath's +nan), so copysign's result there is too."""
-    readers = [i for i in range(tape.n_slots) if OPS[tape.op[i]].name == "copysign"]
-    if not readers:
+    readers = np.flatnonzero(tape.op == BY_NAME["copysign"].code)
+    if not readers.size:
         return np.zeros(X.shape[0], bool)
     v = np.array([reference.values(tape, x, p) for x, p in zip(X, P)]).reshape(X.shape[0], tape.n_slots)
     return np.isnan(v[:, np.r_[tape.arg0[readers], tape.arg1[readers]]]).any(axis=1)
