@@ -6,180 +6,174 @@ tapead/ops.py. Do not edit by hand: edit the table and regenerate.
 Built against kernels/vmath.py with sha256 55107ccc5009c9a4...: Numba's cache
 checks only this file, so a change there must regenerate this one.
 
+Each op has a small function per sweep (``_add_value``, ``_add_tangent``, ``_add_adjoint``,
+``_add_hessian``) and the four ``*_tiles`` functions dispatch to them, instruction by
+instruction, over one thread's share of the tiles; tapead.runtime runs one per thread.
+
 Slots: instruction ``i`` writes value row ``res[i]`` of ``v`` (``n_values`` rows). The forward
 sweeps get a compacted layout (rows reused once a value is dead, operands renamed to rows);
 the reverse sweeps the same with the values (and tangents) they read again pinned, and
 adjoint rows ``bres`` by liveness.
 
-Layout (DESIGN.md section 6): the points are cut into tiles of ``tile``
-points; each thread owns scratch allocated once and sweeps its tiles with the
-point index ``p`` innermost, structure of arrays: values ``v[slot, p]``,
-tangents ``v_dot[slot, d, p]`` and adjoints ``v_bar[slot, d, p]`` for ``d``
-over the directions. Local partials are computed once per op and point into
-``d0``/``d1``/``d2`` and then applied to every direction; the reverse sweep
-recomputes them from the stored values instead of storing them.
+Layout: the points are cut into tiles of ``tile`` points; each thread owns scratch
+allocated once and sweeps its tiles with the point index ``p`` innermost, structure of
+arrays: values ``v[row, p]``, tangents ``v_dot[row, d, p]`` and adjoints ``v_bar[row, d, p]``
+for ``d`` over the directions. Local partials are computed once per op and point into the
+rows of ``dd`` (d0, d1, d2, then the second partials h00, h01, h02, h11, h12, h22) and then
+applied to every direction; the reverse sweep recomputes them from the stored values
+instead of storing them.
 
-Zero skipping: a contribution partial * tangent (or partial * adjoint) is 0
-when either factor is 0, so the inf/NaN partial of a branch that ``where``
-did not select, or of an unused input, never turns into NaN.
+Zero skipping: a contribution partial * tangent (or partial * adjoint) is 0 when either
+factor is 0, so the inf/NaN partial of a branch that ``where`` did not select, or of an
+unused input, never turns into NaN.
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from . import vmath
-
-FLAGS = dict(cache=True, nogil=True, error_model="numpy")
-
-
-@njit(inline="always", **FLAGS)
-def _mz(a, b):
-    # a * b with 0 * inf = 0 * nan = 0: the zero-skipping product
-    return a * b if (a != 0.0 and b != 0.0) else 0.0
+from tapead.kernels import vmath
+from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
+                                  _load, _mz, _seed_tangents, _store_gradient, _zero, _zero2, _zero_flagged)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _exp_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.exp(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _expm1_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.expm1(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _expm1_d0(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.exp(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _expm1_h00(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.exp(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _log_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.log(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _log1p_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.log1p(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _sigmoid_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = 1.0 / (1.0 + vmath.exp(-x)) if x >= 0.0 else vmath.exp(x) / (1.0 + vmath.exp(x))
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _sigmoid_d0(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.exp(-np.abs(x)) / ((1.0 + vmath.exp(-np.abs(x))) * (1.0 + vmath.exp(-np.abs(x))))
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _sigmoid_h00(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = -vmath.tanh(0.5 * x) * vmath.exp(-np.abs(x)) / ((1.0 + vmath.exp(-np.abs(x))) * (1.0 + vmath.exp(-np.abs(x))))
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _softplus_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = (x if x > 0.0 else 0.0) + vmath.log1p(vmath.exp(-np.abs(x)))
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _softplus_d0(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = 1.0 / (1.0 + vmath.exp(-x)) if x >= 0.0 else vmath.exp(x) / (1.0 + vmath.exp(x))
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _softplus_h00(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.exp(-np.abs(x)) / ((1.0 + vmath.exp(-np.abs(x))) * (1.0 + vmath.exp(-np.abs(x))))
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _sin_primal(xs, zs, out, m):
-    if vmath.trig_reducible(xs, m):
-        for p in range(m):
-            x = xs[p]
-            out[p] = vmath.sin(x)
-    else:
-        for p in range(m):
+    for p in range(m):
+        x = xs[p]
+        out[p] = vmath.sin(x)
+    for p in range(m):
+        if not math.fabs(xs[p]) < vmath.LARGE:
             x = xs[p]
             out[p] = np.sin(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _sin_d0(xs, zs, out, m):
-    if vmath.trig_reducible(xs, m):
-        for p in range(m):
-            x = xs[p]
-            out[p] = vmath.cos(x)
-    else:
-        for p in range(m):
+    for p in range(m):
+        x = xs[p]
+        out[p] = vmath.cos(x)
+    for p in range(m):
+        if not math.fabs(xs[p]) < vmath.LARGE:
             x = xs[p]
             out[p] = np.cos(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _cos_primal(xs, zs, out, m):
-    if vmath.trig_reducible(xs, m):
-        for p in range(m):
-            x = xs[p]
-            out[p] = vmath.cos(x)
-    else:
-        for p in range(m):
+    for p in range(m):
+        x = xs[p]
+        out[p] = vmath.cos(x)
+    for p in range(m):
+        if not math.fabs(xs[p]) < vmath.LARGE:
             x = xs[p]
             out[p] = np.cos(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _cos_d0(xs, zs, out, m):
-    if vmath.trig_reducible(xs, m):
-        for p in range(m):
-            x = xs[p]
-            out[p] = -vmath.sin(x)
-    else:
-        for p in range(m):
+    for p in range(m):
+        x = xs[p]
+        out[p] = -vmath.sin(x)
+    for p in range(m):
+        if not math.fabs(xs[p]) < vmath.LARGE:
             x = xs[p]
             out[p] = -np.sin(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _tanh_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.tanh(x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _tanh_d0(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
@@ -187,7 +181,7 @@ def _tanh_d0(xs, zs, out, m):
         out[p] = (1.0 - z) * (1.0 + z) if np.abs(x) < 1.0 else 4.0 * vmath.exp(-2.0 * np.abs(x)) / ((1.0 + vmath.exp(-2.0 * np.abs(x))) * (1.0 + vmath.exp(-2.0 * np.abs(x))))
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _tanh_h00(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
@@ -195,249 +189,2926 @@ def _tanh_h00(xs, zs, out, m):
         out[p] = -2.0 * z * ((1.0 - z) * (1.0 + z) if np.abs(x) < 1.0 else 4.0 * vmath.exp(-2.0 * np.abs(x)) / ((1.0 + vmath.exp(-2.0 * np.abs(x))) * (1.0 + vmath.exp(-2.0 * np.abs(x)))))
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _erf_d0(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = 1.1283791670955126 * vmath.exp(-x * x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _erf_h00(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = -2.256758334191025 * x * vmath.exp(-x * x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _erfc_d0(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = -1.1283791670955126 * vmath.exp(-x * x)
 
 
-@njit(**FLAGS)
+@njit(**INNER)
 def _erfc_h00(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = 2.256758334191025 * x * vmath.exp(-x * x)
 
 
-@njit(**FLAGS)
-def _columns(src, step, n, res, first, v, start, m):
-    """Columns 0 .. n of src's rows (start + p) * step into value rows res[first + j]."""
-    j = 0
-    while j + 8 <= n:
-        r0, r1, r2, r3 = res[first + j], res[first + j + 1], res[first + j + 2], res[first + j + 3]
-        r4, r5, r6, r7 = res[first + j + 4], res[first + j + 5], res[first + j + 6], res[first + j + 7]
-        for p in range(m):
-            q = (start + p) * step
-            v[r0, p] = src[q, j]
-            v[r1, p] = src[q, j + 1]
-            v[r2, p] = src[q, j + 2]
-            v[r3, p] = src[q, j + 3]
-            v[r4, p] = src[q, j + 4]
-            v[r5, p] = src[q, j + 5]
-            v[r6, p] = src[q, j + 6]
-            v[r7, p] = src[q, j + 7]
-        j += 8
-    for k in range(j, n):
-        r = res[first + k]
-        for p in range(m):
-            v[r, p] = src[(start + p) * step, k]
-
-
-@njit(**FLAGS)
-def _load(src, step, res, first, v, start, m, buf):
-    """src's columns into value rows res[first + j]: the tile's block of rows copied into
-    ``buf`` first (one sequential read from memory, measured 1.5x faster), then transposed."""
-    n = src.shape[1]
-    if step == 1 and n >= 8:
-        for p in range(m):
-            for k in range(n):
-                buf[p, k] = src[start + p, k]
-        _columns(buf, 1, n, res, first, v, 0, m)
-    else:
-        _columns(src, step, n, res, first, v, start, m)
-
-
-@njit(**FLAGS)
-def _store_gradient(X_bar, v_bar, bres, flags, start, m, buf):
-    """X_bar[start + p, j, d] = the adjoint of input j (0 where nothing reads it); with one
-    direction through ``buf``, eight columns per pass, then one sequential write."""
-    n = X_bar.shape[1]
-    r = X_bar.shape[2]
-    if r == 1 and n >= 8:
-        j = 0
-        while j + 8 <= n:
-            if flags[j] & 8 or flags[j + 1] & 8 or flags[j + 2] & 8 or flags[j + 3] & 8 or \
-                    flags[j + 4] & 8 or flags[j + 5] & 8 or flags[j + 6] & 8 or flags[j + 7] & 8:
-                break  # an unread input among them: one at a time from here
-            b0, b1, b2, b3 = bres[j], bres[j + 1], bres[j + 2], bres[j + 3]
-            b4, b5, b6, b7 = bres[j + 4], bres[j + 5], bres[j + 6], bres[j + 7]
-            for p in range(m):
-                buf[p, j] = v_bar[b0, 0, p]
-                buf[p, j + 1] = v_bar[b1, 0, p]
-                buf[p, j + 2] = v_bar[b2, 0, p]
-                buf[p, j + 3] = v_bar[b3, 0, p]
-                buf[p, j + 4] = v_bar[b4, 0, p]
-                buf[p, j + 5] = v_bar[b5, 0, p]
-                buf[p, j + 6] = v_bar[b6, 0, p]
-                buf[p, j + 7] = v_bar[b7, 0, p]
-            j += 8
-        for k in range(j, n):
-            if flags[k] & 8:
-                for p in range(m):
-                    buf[p, k] = 0.0
-                continue
-            b = bres[k]
-            for p in range(m):
-                buf[p, k] = v_bar[b, 0, p]
-        for p in range(m):
-            for k in range(n):
-                X_bar[start + p, k, 0] = buf[p, k]
-        return
-    for k in range(n):
-        if flags[k] & 8:
-            for d in range(r):
-                for p in range(m):
-                    X_bar[start + p, k, d] = 0.0
-            continue
-        b = bres[k]
-        for d in range(r):
-            for p in range(m):
-                X_bar[start + p, k, d] = v_bar[b, d, p]
-
-
-@njit(inline="always", **FLAGS)
-def _zero(v_bar, b, r, m):
-    for d in range(r):
-        for p in range(m):
-            v_bar[b, d, p] = 0.0
-
-
-@njit(inline="always", **FLAGS)
-def _held(first, old):
-    # an adjoint row's value before a contribution: 0.0 at its first one (see _old)
-    return 0.0 if first else old
-
-
-@njit(**FLAGS)
-def _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m):
-    """Zero the adjoint rows that instruction i's flags say start here (an instruction that
-    adds nothing to them: dead, or with only zero partials)."""
-    if f & 1:
-        _zero(v_bar, barg0[i], r, m)
-    if f & 2:
-        _zero(v_bar, barg1[i], r, m)
-    if f & 4:
-        _zero(v_bar, barg2[i], r, m)
-
-
-@njit(**FLAGS)
-def _chain_values(op, arg0, arg1, const, res, v, acc, i, m):
-    """The sum of the chain (tapead.passes.chain_ops) that starts at i, written to the row
-    of its last instruction: x * c or x + c * y, then + c_k * x_k per member, four members
-    per pass over the tile, rounded as the instructions are."""
-    a0 = arg0[i]
-    c = const[i]
-    if op[i] == 64:
-        for p in range(m):
-            acc[p] = v[a0, p] * c
-    else:
-        a1 = arg1[i]
-        for p in range(m):
-            acc[p] = v[a0, p] + c * v[a1, p]
-    e = i + 1
-    while op[e] != 67:
-        e += 1
-    j = i + 1
-    while j + 3 <= e:
-        r0, r1, r2, r3 = arg1[j], arg1[j + 1], arg1[j + 2], arg1[j + 3]
-        c0, c1, c2, c3 = const[j], const[j + 1], const[j + 2], const[j + 3]
-        for p in range(m):
-            s = acc[p] + c0 * v[r0, p]
-            s = s + c1 * v[r1, p]
-            s = s + c2 * v[r2, p]
-            acc[p] = s + c3 * v[r3, p]
-        j += 4
-    for k in range(j, e + 1):
-        r0 = arg1[k]
-        c0 = const[k]
-        for p in range(m):
-            acc[p] = acc[p] + c0 * v[r0, p]
-    row = res[e]
+@njit(**INNER)
+def _const_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
-        v[row, p] = acc[p]
+        v[row, p] = c
 
 
-@njit(**FLAGS)
-def _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, z_bar, e, r, m):
-    """The adjoints of the chain that ends at e: c_k * (the sum's adjoint) into each x_k's
-    adjoint, last member first as the instructions run, with their zero flags; the running
-    sum's adjoint is the same all along (0.0 + it once a zeroed row took it), so its copies
-    are skipped. The sum's adjoint goes to ``z_bar`` first: x_k's adjoint may reuse its row."""
-    zb = bres[e]
+@njit(**INNER)
+def _add_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x + y
+
+
+@njit(**INNER)
+def _sub_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x - y
+
+
+@njit(**INNER)
+def _mul_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x * y
+
+
+@njit(**INNER)
+def _div_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x / y
+
+
+@njit(**INNER)
+def _neg_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = -x
+
+
+@njit(**INNER)
+def _addc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = x + c
+
+
+@njit(**INNER)
+def _mulc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = x * c
+
+
+@njit(**INNER)
+def _rsubc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = c - x
+
+
+@njit(**INNER)
+def _divc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = x / c
+
+
+@njit(**INNER)
+def _rdivc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = c / x
+
+
+@njit(**INNER)
+def _addmulc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x + c * y
+
+
+@njit(**INNER)
+def _square_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = x * x
+
+
+@njit(**INNER)
+def _recip_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = 1.0 / x
+
+
+@njit(**INNER)
+def _sqrt_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.sqrt(x)
+
+
+@njit(**INNER)
+def _powc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.power(x, c)
+
+
+@njit(**INNER)
+def _pow_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = np.power(x, y)
+
+
+@njit(**INNER)
+def _hypot_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = np.hypot(x, y)
+
+
+@njit(**INNER)
+def _exp_value(v, a0, a1, a2, row, c, m):
+    _exp_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _exp2_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.exp2(x)
+
+
+@njit(**INNER)
+def _expm1_value(v, a0, a1, a2, row, c, m):
+    _expm1_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _log_value(v, a0, a1, a2, row, c, m):
+    _log_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _log2_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.log2(x)
+
+
+@njit(**INNER)
+def _log10_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.log10(x)
+
+
+@njit(**INNER)
+def _log1p_value(v, a0, a1, a2, row, c, m):
+    _log1p_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _logaddexp_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
+
+
+@njit(**INNER)
+def _sigmoid_value(v, a0, a1, a2, row, c, m):
+    _sigmoid_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _softplus_value(v, a0, a1, a2, row, c, m):
+    _softplus_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _sin_value(v, a0, a1, a2, row, c, m):
+    _sin_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _cos_value(v, a0, a1, a2, row, c, m):
+    _cos_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _tan_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.tan(x)
+
+
+@njit(**INNER)
+def _arcsin_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.arcsin(x)
+
+
+@njit(**INNER)
+def _arccos_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.arccos(x)
+
+
+@njit(**INNER)
+def _arctan_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.arctan(x)
+
+
+@njit(**INNER)
+def _arctan2_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = np.arctan2(x, y)
+
+
+@njit(**INNER)
+def _sinh_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.sinh(x)
+
+
+@njit(**INNER)
+def _cosh_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.cosh(x)
+
+
+@njit(**INNER)
+def _tanh_value(v, a0, a1, a2, row, c, m):
+    _tanh_primal(v[a0], v[a0], v[row], m)
+
+
+@njit(**INNER)
+def _arcsinh_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.arcsinh(x)
+
+
+@njit(**INNER)
+def _arccosh_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.arccosh(x)
+
+
+@njit(**INNER)
+def _arctanh_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.arctanh(x)
+
+
+@njit(**INNER)
+def _cbrt_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.cbrt(x)
+
+
+@njit(**INNER)
+def _erf_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = math.erf(x)
+
+
+@njit(**INNER)
+def _erfc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = math.erfc(x)
+
+
+@njit(**INNER)
+def _abs_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.abs(x)
+
+
+@njit(**INNER)
+def _copysign_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = np.copysign(x, y)
+
+
+@njit(**INNER)
+def _sign_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.sign(x)
+
+
+@njit(**INNER)
+def _floor_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.floor(x)
+
+
+@njit(**INNER)
+def _ceil_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.ceil(x)
+
+
+@njit(**INNER)
+def _rint_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = np.rint(x)
+
+
+@njit(**INNER)
+def _maximum_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x if (x > y or x != x) else y
+
+
+@njit(**INNER)
+def _minimum_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x if (x < y or x != x) else y
+
+
+@njit(**INNER)
+def _lt_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 1.0 if x < y else 0.0
+
+
+@njit(**INNER)
+def _le_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 1.0 if x <= y else 0.0
+
+
+@njit(**INNER)
+def _gt_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 1.0 if x > y else 0.0
+
+
+@njit(**INNER)
+def _ge_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 1.0 if x >= y else 0.0
+
+
+@njit(**INNER)
+def _eq_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 1.0 if x == y else 0.0
+
+
+@njit(**INNER)
+def _ne_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 1.0 if x != y else 0.0
+
+
+@njit(**INNER)
+def _land_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 1.0 if (x != 0.0 and y != 0.0) else 0.0
+
+
+@njit(**INNER)
+def _lor_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 1.0 if (x != 0.0 or y != 0.0) else 0.0
+
+
+@njit(**INNER)
+def _lnot_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = 1.0 if x == 0.0 else 0.0
+
+
+@njit(**INNER)
+def _where_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        w = v[a2, p]
+        v[row, p] = y if x != 0.0 else w
+
+
+@njit(**INNER)
+def _const_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        z = c
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _add_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x + y
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = v_dot[a0, d, p] + v_dot[a1, d, p]
+
+
+@njit(**INNER)
+def _sub_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x - y
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = v_dot[a0, d, p] + -v_dot[a1, d, p]
+
+
+@njit(**INNER)
+def _mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x * y
+        v[row, p] = z
+        d0[p] = y
+        d1[p] = x
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _div_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x / y
+        v[row, p] = z
+        d0[p] = 1.0 / y
+        d1[p] = -z / y
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _neg_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = -x
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = -v_dot[a0, d, p]
+
+
+@njit(**INNER)
+def _addc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = x + c
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = v_dot[a0, d, p]
+
+
+@njit(**INNER)
+def _mulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = x * c
+        v[row, p] = z
+    c0 = c
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _rsubc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = c - x
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = -v_dot[a0, d, p]
+
+
+@njit(**INNER)
+def _divc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = x / c
+        v[row, p] = z
+    c0 = 1.0 / c
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _rdivc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = c / x
+        v[row, p] = z
+        d0[p] = -z / x
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _addmulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x + c * y
+        v[row, p] = z
+    c1 = c
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = v_dot[a0, d, p] + _mz(c1, v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _square_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = x * x
+        v[row, p] = z
+        d0[p] = 2.0 * x
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _recip_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = 1.0 / x
+        v[row, p] = z
+        d0[p] = -z * z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _sqrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.sqrt(x)
+        v[row, p] = z
+        d0[p] = 0.5 / z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _powc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.power(x, c)
+        v[row, p] = z
+        d0[p] = c * np.power(x, c - 1.0)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _pow_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = np.power(x, y)
+        v[row, p] = z
+        d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
+        d1[p] = 0.0 if z == 0.0 else z * np.log(x)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _hypot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = np.hypot(x, y)
+        v[row, p] = z
+        d0[p] = 0.0 if z == 0.0 else x / z
+        d1[p] = 0.0 if z == 0.0 else y / z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _exp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _exp_primal(v[a0], v[a0], v[row], m)
+    for p in range(m):
+        z = v[row, p]
+        d0[p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _exp2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.exp2(x)
+        v[row, p] = z
+        d0[p] = z * 0.6931471805599453
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _expm1_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _expm1_primal(v[a0], v[a0], v[row], m)
+    _expm1_d0(v[a0], v[row], d0, m)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _log_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _log_primal(v[a0], v[a0], v[row], m)
+    for p in range(m):
+        x = v[a0, p]
+        z = v[row, p]
+        d0[p] = 1.0 / x
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _log2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.log2(x)
+        v[row, p] = z
+        d0[p] = 1.0 / (x * 0.6931471805599453)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _log10_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.log10(x)
+        v[row, p] = z
+        d0[p] = 1.0 / (x * 2.302585092994046)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _log1p_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _log1p_primal(v[a0], v[a0], v[row], m)
+    for p in range(m):
+        x = v[a0, p]
+        z = v[row, p]
+        d0[p] = 1.0 / (1.0 + x)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _logaddexp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
+        v[row, p] = z
+        d0[p] = np.exp(x - z)
+        d1[p] = np.exp(y - z)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _sigmoid_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _sigmoid_primal(v[a0], v[a0], v[row], m)
+    _sigmoid_d0(v[a0], v[row], d0, m)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _softplus_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _softplus_primal(v[a0], v[a0], v[row], m)
+    _softplus_d0(v[a0], v[row], d0, m)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _sin_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _sin_primal(v[a0], v[a0], v[row], m)
+    _sin_d0(v[a0], v[row], d0, m)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _cos_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _cos_primal(v[a0], v[a0], v[row], m)
+    _cos_d0(v[a0], v[row], d0, m)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _tan_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.tan(x)
+        v[row, p] = z
+        d0[p] = 1.0 + z * z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arcsin_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.arcsin(x)
+        v[row, p] = z
+        d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arccos_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.arccos(x)
+        v[row, p] = z
+        d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arctan_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.arctan(x)
+        v[row, p] = z
+        d0[p] = 1.0 / (1.0 + x * x)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arctan2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = np.arctan2(x, y)
+        v[row, p] = z
+        d0[p] = y / (x * x + y * y)
+        d1[p] = -x / (x * x + y * y)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _sinh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.sinh(x)
+        v[row, p] = z
+        d0[p] = np.cosh(x)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _cosh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.cosh(x)
+        v[row, p] = z
+        d0[p] = np.sinh(x)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _tanh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    _tanh_primal(v[a0], v[a0], v[row], m)
+    _tanh_d0(v[a0], v[row], d0, m)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arcsinh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.arcsinh(x)
+        v[row, p] = z
+        d0[p] = 1.0 / np.hypot(x, 1.0)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arccosh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.arccosh(x)
+        v[row, p] = z
+        d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arctanh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.arctanh(x)
+        v[row, p] = z
+        d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _cbrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.cbrt(x)
+        v[row, p] = z
+        d0[p] = 1.0 / (3.0 * z * z)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _erf_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = math.erf(x)
+        v[row, p] = z
+    _erf_d0(v[a0], v[row], d0, m)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _erfc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = math.erfc(x)
+        v[row, p] = z
+    _erfc_d0(v[a0], v[row], d0, m)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _abs_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z = np.abs(x)
+        v[row, p] = z
+        d0[p] = np.sign(x)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _copysign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = np.copysign(x, y)
+        v[row, p] = z
+        d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _sign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = np.sign(x)
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _floor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = np.floor(x)
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _ceil_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = np.ceil(x)
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _rint_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = np.rint(x)
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _maximum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x if (x > y or x != x) else y
+        v[row, p] = z
+        d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
+        d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _minimum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x if (x < y or x != x) else y
+        v[row, p] = z
+        d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
+        d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _lt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 1.0 if x < y else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _le_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 1.0 if x <= y else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _gt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 1.0 if x > y else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _ge_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 1.0 if x >= y else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _eq_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 1.0 if x == y else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _ne_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 1.0 if x != y else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _land_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 1.0 if (x != 0.0 and y != 0.0) else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _lor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 1.0 if (x != 0.0 or y != 0.0) else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _lnot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = 1.0 if x == 0.0 else 0.0
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**INNER)
+def _where_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d1 = dd[1]
+    d2 = dd[2]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        w = v[a2, p]
+        z = y if x != 0.0 else w
+        v[row, p] = z
+        d1[p] = 1.0 if x != 0.0 else 0.0
+        d2[p] = 0.0 if x != 0.0 else 1.0
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _mz(d1[p], v_dot[a1, d, p]) + _mz(d2[p], v_dot[a2, d, p])
+
+
+@njit(**INNER)
+def _add_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    z0 = f & 1
+    z1 = f & 2
     for d in range(r):
         for p in range(m):
-            z_bar[d, p] = v_bar[zb, d, p]
-    h = e - 1
-    while op[h] == 66:
-        h -= 1
-    j = e
-    while j - 3 > h:
-        for k in range(j - 3, j + 1):
-            if flags[k] & 2:
-                _zero(v_bar, barg1[k], r, m)
-        b0, b1, b2, b3 = barg1[j], barg1[j - 1], barg1[j - 2], barg1[j - 3]
-        c0, c1, c2, c3 = const[j], const[j - 1], const[j - 2], const[j - 3]
-        for d in range(r):
-            for p in range(m):
-                z = z_bar[d, p]
-                v_bar[b0, d, p] += _mz(c0, z)
-                v_bar[b1, d, p] += _mz(c1, z)
-                v_bar[b2, d, p] += _mz(c2, z)
-                v_bar[b3, d, p] += _mz(c3, z)
-        j -= 4
-    for k in range(j, h, -1):
-        if flags[k] & 2:
-            _zero(v_bar, barg1[k], r, m)
-        b0 = barg1[k]
-        c0 = const[k]
-        for d in range(r):
-            for p in range(m):
-                v_bar[b0, d, p] += _mz(c0, z_bar[d, p])
-    f = flags[h]
-    if f & 1:
-        _zero(v_bar, barg0[h], r, m)
-    b0 = barg0[h]
-    c0 = const[h]
-    if op[h] == 64:
-        for d in range(r):
-            for p in range(m):
-                v_bar[b0, d, p] += _mz(c0, z_bar[d, p])
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + z_bar
+
+
+@njit(**INNER)
+def _sub_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    z0 = f & 1
+    z1 = f & 2
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + -z_bar
+
+
+@njit(**INNER)
+def _mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    z0 = f & 1
+    z1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(y, z_bar)
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(x, z_bar)
         return
-    if f & 2:
-        _zero(v_bar, barg1[h], r, m)
-    b1 = barg1[h]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        d0[p] = y
+        d1[p] = x
     for d in range(r):
         for p in range(m):
-            z = z_bar[d, p] + 0.0
-            v_bar[b0, d, p] += z
-            v_bar[b1, d, p] += _mz(c0, z)
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
 
 
-@njit(parallel=True, **FLAGS)
-def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads):
-    """Values: Y[k, j] = y_j(X[k]) for every point k."""
-    for t in prange(n_threads):
-        _forward_primal_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads, t)
+@njit(**INNER)
+def _div_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    z0 = f & 1
+    z1 = f & 2
+    if r == 1:
+        for p in range(m):
+            y = v[a1, p]
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / y, z_bar)
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(-z / y, z_bar)
+        return
+    for p in range(m):
+        y = v[a1, p]
+        z = v[row, p]
+        d0[p] = 1.0 / y
+        d1[p] = -z / y
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+
+
+@njit(**INNER)
+def _neg_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    z0 = f & 1
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
+
+
+@njit(**INNER)
+def _addc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    z0 = f & 1
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+
+
+@njit(**INNER)
+def _mulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    z0 = f & 1
+    c0 = c
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
+
+
+@njit(**INNER)
+def _rsubc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    z0 = f & 1
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
+
+
+@njit(**INNER)
+def _divc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    z0 = f & 1
+    c0 = 1.0 / c
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
+
+
+@njit(**INNER)
+def _rdivc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-z / x, z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        z = v[row, p]
+        d0[p] = -z / x
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _addmulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    z0 = f & 1
+    z1 = f & 2
+    c1 = c
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(c1, z_bar)
+
+
+@njit(**INNER)
+def _square_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(2.0 * x, z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 2.0 * x
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _recip_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-z * z, z_bar)
+        return
+    for p in range(m):
+        z = v[row, p]
+        d0[p] = -z * z
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _sqrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.5 / z, z_bar)
+        return
+    for p in range(m):
+        z = v[row, p]
+        d0[p] = 0.5 / z
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _powc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(c * np.power(x, c - 1.0), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = c * np.power(x, c - 1.0)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _pow_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    z0 = f & 1
+    z1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if y == 0.0 else y * np.power(x, y - 1.0), z_bar)
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(0.0 if z == 0.0 else z * np.log(x), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = v[row, p]
+        d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
+        d1[p] = 0.0 if z == 0.0 else z * np.log(x)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+
+
+@njit(**INNER)
+def _hypot_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    z0 = f & 1
+    z1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if z == 0.0 else x / z, z_bar)
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(0.0 if z == 0.0 else y / z, z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = v[row, p]
+        d0[p] = 0.0 if z == 0.0 else x / z
+        d1[p] = 0.0 if z == 0.0 else y / z
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+
+
+@njit(**INNER)
+def _exp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(z, z_bar)
+        return
+    for p in range(m):
+        z = v[row, p]
+        d0[p] = z
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _exp2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(z * 0.6931471805599453, z_bar)
+        return
+    for p in range(m):
+        z = v[row, p]
+        d0[p] = z * 0.6931471805599453
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _expm1_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    _expm1_d0(v[a0], v[row], d0, m)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _log_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / x, z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / x
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _log2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (x * 0.6931471805599453), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / (x * 0.6931471805599453)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _log10_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (x * 2.302585092994046), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / (x * 2.302585092994046)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _log1p_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (1.0 + x), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / (1.0 + x)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _logaddexp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    z0 = f & 1
+    z1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.exp(x - z), z_bar)
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(np.exp(y - z), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = v[row, p]
+        d0[p] = np.exp(x - z)
+        d1[p] = np.exp(y - z)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+
+
+@njit(**INNER)
+def _sigmoid_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    _sigmoid_d0(v[a0], v[row], d0, m)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _softplus_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    _softplus_d0(v[a0], v[row], d0, m)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _sin_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    _sin_d0(v[a0], v[row], d0, m)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _cos_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    _cos_d0(v[a0], v[row], d0, m)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _tan_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 + z * z, z_bar)
+        return
+    for p in range(m):
+        z = v[row, p]
+        d0[p] = 1.0 + z * z
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _arcsin_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _arccos_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _arctan_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (1.0 + x * x), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / (1.0 + x * x)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _arctan2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    z0 = f & 1
+    z1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(y / (x * x + y * y), z_bar)
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(-x / (x * x + y * y), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        d0[p] = y / (x * x + y * y)
+        d1[p] = -x / (x * x + y * y)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+
+
+@njit(**INNER)
+def _sinh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.cosh(x), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = np.cosh(x)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _cosh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.sinh(x), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = np.sinh(x)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _tanh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    _tanh_d0(v[a0], v[row], d0, m)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _arcsinh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.hypot(x, 1.0), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / np.hypot(x, 1.0)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _arccosh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.sqrt((x - 1.0) * (x + 1.0)), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _arctanh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / ((1.0 - x) * (1.0 + x)), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _cbrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            z = v[row, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (3.0 * z * z), z_bar)
+        return
+    for p in range(m):
+        z = v[row, p]
+        d0[p] = 1.0 / (3.0 * z * z)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _erf_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    _erf_d0(v[a0], v[row], d0, m)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _erfc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    _erfc_d0(v[a0], v[row], d0, m)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _abs_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.sign(x), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d0[p] = np.sign(x)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _copysign_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    z0 = f & 1
+    if f & 2:
+        _zero(v_bar, b1, r, m)
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+
+
+@njit(**INNER)
+def _maximum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    z0 = f & 1
+    z1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 if x > y else (0.5 if x == y else 0.0), z_bar)
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if y > x else (0.5 if x == y else 0.0), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
+        d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+
+
+@njit(**INNER)
+def _minimum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    z0 = f & 1
+    z1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 if x < y else (0.5 if x == y else 0.0), z_bar)
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if y < x else (0.5 if x == y else 0.0), z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
+        d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+
+
+@njit(**INNER)
+def _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d1 = dd[1]
+    d2 = dd[2]
+    if f & 1:
+        _zero(v_bar, b0, r, m)
+    z1 = f & 2
+    z2 = f & 4
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if x != 0.0 else 0.0, z_bar)
+            v_bar[b2, 0, p] = _held(z2, v_bar[b2, 0, p]) + _mz(0.0 if x != 0.0 else 1.0, z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        d1[p] = 1.0 if x != 0.0 else 0.0
+        d2[p] = 0.0 if x != 0.0 else 1.0
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b2, d, p] = _held(z2, v_bar[b2, d, p]) + _mz(d2[p], z_bar)
+
+
+@njit(**INNER)
+def _add_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = 1.0
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _sub_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = -1.0
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    h01 = dd[4]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = y
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = x
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+        h01[p] = _mz(z_bar, 1.0)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _div_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    h01 = dd[4]
+    h11 = dd[6]
+    for p in range(m):
+        y = v[a1, p]
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / y
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = -z / y
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+        h01[p] = _mz(z_bar, -1.0 / (y * y))
+        h11[p] = _mz(z_bar, 2.0 * z / (y * y))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _neg_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        d0[p] = -1.0
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _addc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _mulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        d0[p] = c
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _rsubc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        d0[p] = -1.0
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _divc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / c
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _rdivc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = -z / x
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, 2.0 * z / (x * x))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _addmulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = c
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _square_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 2.0 * x
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, 2.0)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _recip_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = -z * z
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, 2.0 * z * z * z)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _sqrt_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 0.5 / z
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -0.25 / (z * z * z))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _powc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = c * np.power(x, c - 1.0)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, c * (c - 1.0) * np.power(x, c - 2.0))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _pow_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    h00 = dd[3]
+    h01 = dd[4]
+    h11 = dd[6]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = 0.0 if z == 0.0 else z * np.log(x)
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+        h00[p] = _mz(z_bar, 0.0 if y == 0.0 else y * (y - 1.0) * np.power(x, y - 2.0))
+        h01[p] = _mz(z_bar, 0.0 if y == 0.0 else np.power(x, y - 1.0) * (1.0 + y * np.log(x)))
+        h11[p] = _mz(z_bar, 0.0 if z == 0.0 else z * np.log(x) * np.log(x))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _hypot_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    h00 = dd[3]
+    h01 = dd[4]
+    h11 = dd[6]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 0.0 if z == 0.0 else x / z
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = 0.0 if z == 0.0 else y / z
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+        h00[p] = _mz(z_bar, 0.0 if z == 0.0 else y * y / (z * z * z))
+        h01[p] = _mz(z_bar, 0.0 if z == 0.0 else -x * y / (z * z * z))
+        h11[p] = _mz(z_bar, 0.0 if z == 0.0 else x * x / (z * z * z))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _exp_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = z
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, z)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _exp2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = z * 0.6931471805599453
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, z * 0.4804530139182014)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _expm1_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    _expm1_d0(v[a0], v[row], d0, m)
+    _expm1_h00(v[a0], v[row], h00, m)
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, h00[p])
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _log_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / x
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -1.0 / (x * x))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _log2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / (x * 0.6931471805599453)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -1.0 / (x * x * 0.6931471805599453))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _log10_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / (x * 2.302585092994046)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -1.0 / (x * x * 2.302585092994046))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _log1p_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / (1.0 + x)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -1.0 / ((1.0 + x) * (1.0 + x)))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _logaddexp_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    h00 = dd[3]
+    h01 = dd[4]
+    h11 = dd[6]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = np.exp(x - z)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = np.exp(y - z)
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+        h00[p] = _mz(z_bar, np.exp(x - z) * np.exp(y - z))
+        h01[p] = _mz(z_bar, -np.exp(x - z) * np.exp(y - z))
+        h11[p] = _mz(z_bar, np.exp(x - z) * np.exp(y - z))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _sigmoid_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    _sigmoid_d0(v[a0], v[row], d0, m)
+    _sigmoid_h00(v[a0], v[row], h00, m)
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, h00[p])
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _softplus_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    _softplus_d0(v[a0], v[row], d0, m)
+    _softplus_h00(v[a0], v[row], h00, m)
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, h00[p])
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _sin_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    _sin_d0(v[a0], v[row], d0, m)
+    for p in range(m):
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -z)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _cos_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    _cos_d0(v[a0], v[row], d0, m)
+    for p in range(m):
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -z)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _tan_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 + z * z
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, 2.0 * z * (1.0 + z * z))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arcsin_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x))))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arccos_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x))))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arctan_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / (1.0 + x * x)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -2.0 * x / ((1.0 + x * x) * (1.0 + x * x)))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arctan2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    h00 = dd[3]
+    h01 = dd[4]
+    h11 = dd[6]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = y / (x * x + y * y)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = -x / (x * x + y * y)
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+        h00[p] = _mz(z_bar, -2.0 * x * y / ((x * x + y * y) * (x * x + y * y)))
+        h01[p] = _mz(z_bar, (x * x - y * y) / ((x * x + y * y) * (x * x + y * y)))
+        h11[p] = _mz(z_bar, 2.0 * x * y / ((x * x + y * y) * (x * x + y * y)))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+
+
+@njit(**INNER)
+def _sinh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = np.cosh(x)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, z)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _cosh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = np.sinh(x)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, z)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _tanh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    _tanh_d0(v[a0], v[row], d0, m)
+    _tanh_h00(v[a0], v[row], h00, m)
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, h00[p])
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arcsinh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / np.hypot(x, 1.0)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -x / (np.hypot(x, 1.0) * np.hypot(x, 1.0) * np.hypot(x, 1.0)))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arccosh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -x / ((x - 1.0) * (x + 1.0) * np.sqrt((x - 1.0) * (x + 1.0))))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _arctanh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, 2.0 * x / ((1.0 - x) * (1.0 + x) * (1.0 - x) * (1.0 + x)))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _cbrt_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    for p in range(m):
+        z = v[row, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 / (3.0 * z * z)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, -2.0 / (9.0 * z * z * z * z * z))
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _erf_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    _erf_d0(v[a0], v[row], d0, m)
+    _erf_h00(v[a0], v[row], h00, m)
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, h00[p])
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _erfc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    h00 = dd[3]
+    _erfc_d0(v[a0], v[row], d0, m)
+    _erfc_h00(v[a0], v[row], h00, m)
+    for p in range(m):
+        z_bar = v_bar[zb, p]
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        h00[p] = _mz(z_bar, h00[p])
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+
+
+@njit(**INNER)
+def _abs_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = np.sign(x)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _copysign_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _maximum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _minimum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
+        v_bar[b0, p] += _mz(d0[p], z_bar)
+        d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+
+
+@njit(**INNER)
+def _where_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d1 = dd[1]
+    d2 = dd[2]
+    for p in range(m):
+        x = v[a0, p]
+        z_bar = v_bar[zb, p]
+        d1[p] = 1.0 if x != 0.0 else 0.0
+        v_bar[b1, p] += _mz(d1[p], z_bar)
+        d2[p] = 0.0 if x != 0.0 else 1.0
+        v_bar[b2, p] += _mz(d2[p], z_bar)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+            v_bar_dot[b2, d, p] += _mz(d2[p], z_bar_dot)
 
 
 @njit(**FLAGS)
-def _forward_primal_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads, t):
-    # one thread's share: tiles t, t + n_threads, ... (serial code optimises
-    # far better than the body of a prange, measured 2x on short tapes)
+def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads, t):
+    """Values: Y[k, j] = y_j(X[k]) for the points k of tiles t, t + n_threads, ..."""
     n_slots = op.shape[0]
     n_points = X.shape[0]
     n_tiles = (n_points + tile - 1) // tile
@@ -451,1157 +3122,293 @@ def _forward_primal_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_pa
         _load(P, p_step, res, n_in, v, start, m, buf)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
-            if o >= 64:  # a chain: its first instruction runs it, the others are done
-                if o <= 65:
+            if o >= CHAIN_MULC:  # a chain: its first instruction runs it, the others are done
+                if o <= CHAIN_ADDMULC:
                     _chain_values(op, arg0, arg1, const, res, v, acc, i, m)
                 continue
+            a0 = arg0[i]
+            a1 = arg1[i]
+            a2 = arg2[i]
+            row = res[i]
+            c = const[i]
             if o == 2:  # const
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    v[row, p] = c
+                _const_value(v, a0, a1, a2, row, c, m)
             elif o == 3:  # add
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x + y
+                _add_value(v, a0, a1, a2, row, c, m)
             elif o == 4:  # sub
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x - y
+                _sub_value(v, a0, a1, a2, row, c, m)
             elif o == 5:  # mul
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x * y
+                _mul_value(v, a0, a1, a2, row, c, m)
             elif o == 6:  # div
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x / y
+                _div_value(v, a0, a1, a2, row, c, m)
             elif o == 7:  # neg
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = -x
+                _neg_value(v, a0, a1, a2, row, c, m)
             elif o == 8:  # addc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = x + c
+                _addc_value(v, a0, a1, a2, row, c, m)
             elif o == 9:  # mulc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = x * c
+                _mulc_value(v, a0, a1, a2, row, c, m)
             elif o == 10:  # rsubc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = c - x
+                _rsubc_value(v, a0, a1, a2, row, c, m)
             elif o == 11:  # divc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = x / c
+                _divc_value(v, a0, a1, a2, row, c, m)
             elif o == 12:  # rdivc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = c / x
+                _rdivc_value(v, a0, a1, a2, row, c, m)
             elif o == 13:  # addmulc
-                a0 = arg0[i]
-                a1 = arg1[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x + c * y
+                _addmulc_value(v, a0, a1, a2, row, c, m)
             elif o == 14:  # square
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = x * x
+                _square_value(v, a0, a1, a2, row, c, m)
             elif o == 15:  # recip
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = 1.0 / x
+                _recip_value(v, a0, a1, a2, row, c, m)
             elif o == 16:  # sqrt
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.sqrt(x)
+                _sqrt_value(v, a0, a1, a2, row, c, m)
             elif o == 17:  # powc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.power(x, c)
+                _powc_value(v, a0, a1, a2, row, c, m)
             elif o == 18:  # pow
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = np.power(x, y)
+                _pow_value(v, a0, a1, a2, row, c, m)
             elif o == 19:  # hypot
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = np.hypot(x, y)
+                _hypot_value(v, a0, a1, a2, row, c, m)
             elif o == 20:  # exp
-                a0 = arg0[i]
-                row = res[i]
-                _exp_primal(v[a0], v[a0], v[row], m)
+                _exp_value(v, a0, a1, a2, row, c, m)
             elif o == 21:  # exp2
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.exp2(x)
+                _exp2_value(v, a0, a1, a2, row, c, m)
             elif o == 22:  # expm1
-                a0 = arg0[i]
-                row = res[i]
-                _expm1_primal(v[a0], v[a0], v[row], m)
+                _expm1_value(v, a0, a1, a2, row, c, m)
             elif o == 23:  # log
-                a0 = arg0[i]
-                row = res[i]
-                _log_primal(v[a0], v[a0], v[row], m)
+                _log_value(v, a0, a1, a2, row, c, m)
             elif o == 24:  # log2
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.log2(x)
+                _log2_value(v, a0, a1, a2, row, c, m)
             elif o == 25:  # log10
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.log10(x)
+                _log10_value(v, a0, a1, a2, row, c, m)
             elif o == 26:  # log1p
-                a0 = arg0[i]
-                row = res[i]
-                _log1p_primal(v[a0], v[a0], v[row], m)
+                _log1p_value(v, a0, a1, a2, row, c, m)
             elif o == 27:  # logaddexp
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
+                _logaddexp_value(v, a0, a1, a2, row, c, m)
             elif o == 28:  # sigmoid
-                a0 = arg0[i]
-                row = res[i]
-                _sigmoid_primal(v[a0], v[a0], v[row], m)
+                _sigmoid_value(v, a0, a1, a2, row, c, m)
             elif o == 29:  # softplus
-                a0 = arg0[i]
-                row = res[i]
-                _softplus_primal(v[a0], v[a0], v[row], m)
+                _softplus_value(v, a0, a1, a2, row, c, m)
             elif o == 30:  # sin
-                a0 = arg0[i]
-                row = res[i]
-                _sin_primal(v[a0], v[a0], v[row], m)
+                _sin_value(v, a0, a1, a2, row, c, m)
             elif o == 31:  # cos
-                a0 = arg0[i]
-                row = res[i]
-                _cos_primal(v[a0], v[a0], v[row], m)
+                _cos_value(v, a0, a1, a2, row, c, m)
             elif o == 32:  # tan
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.tan(x)
+                _tan_value(v, a0, a1, a2, row, c, m)
             elif o == 33:  # arcsin
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arcsin(x)
+                _arcsin_value(v, a0, a1, a2, row, c, m)
             elif o == 34:  # arccos
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arccos(x)
+                _arccos_value(v, a0, a1, a2, row, c, m)
             elif o == 35:  # arctan
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arctan(x)
+                _arctan_value(v, a0, a1, a2, row, c, m)
             elif o == 36:  # arctan2
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = np.arctan2(x, y)
+                _arctan2_value(v, a0, a1, a2, row, c, m)
             elif o == 37:  # sinh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.sinh(x)
+                _sinh_value(v, a0, a1, a2, row, c, m)
             elif o == 38:  # cosh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.cosh(x)
+                _cosh_value(v, a0, a1, a2, row, c, m)
             elif o == 39:  # tanh
-                a0 = arg0[i]
-                row = res[i]
-                _tanh_primal(v[a0], v[a0], v[row], m)
+                _tanh_value(v, a0, a1, a2, row, c, m)
             elif o == 40:  # arcsinh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arcsinh(x)
+                _arcsinh_value(v, a0, a1, a2, row, c, m)
             elif o == 41:  # arccosh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arccosh(x)
+                _arccosh_value(v, a0, a1, a2, row, c, m)
             elif o == 42:  # arctanh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arctanh(x)
+                _arctanh_value(v, a0, a1, a2, row, c, m)
             elif o == 43:  # cbrt
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.cbrt(x)
+                _cbrt_value(v, a0, a1, a2, row, c, m)
             elif o == 44:  # erf
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = math.erf(x)
+                _erf_value(v, a0, a1, a2, row, c, m)
             elif o == 45:  # erfc
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = math.erfc(x)
+                _erfc_value(v, a0, a1, a2, row, c, m)
             elif o == 46:  # abs
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.abs(x)
+                _abs_value(v, a0, a1, a2, row, c, m)
             elif o == 47:  # copysign
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = np.copysign(x, y)
+                _copysign_value(v, a0, a1, a2, row, c, m)
             elif o == 48:  # sign
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.sign(x)
+                _sign_value(v, a0, a1, a2, row, c, m)
             elif o == 49:  # floor
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.floor(x)
+                _floor_value(v, a0, a1, a2, row, c, m)
             elif o == 50:  # ceil
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.ceil(x)
+                _ceil_value(v, a0, a1, a2, row, c, m)
             elif o == 51:  # rint
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.rint(x)
+                _rint_value(v, a0, a1, a2, row, c, m)
             elif o == 52:  # maximum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x if (x > y or x != x) else y
+                _maximum_value(v, a0, a1, a2, row, c, m)
             elif o == 53:  # minimum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x if (x < y or x != x) else y
+                _minimum_value(v, a0, a1, a2, row, c, m)
             elif o == 54:  # lt
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x < y else 0.0
+                _lt_value(v, a0, a1, a2, row, c, m)
             elif o == 55:  # le
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x <= y else 0.0
+                _le_value(v, a0, a1, a2, row, c, m)
             elif o == 56:  # gt
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x > y else 0.0
+                _gt_value(v, a0, a1, a2, row, c, m)
             elif o == 57:  # ge
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x >= y else 0.0
+                _ge_value(v, a0, a1, a2, row, c, m)
             elif o == 58:  # eq
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x == y else 0.0
+                _eq_value(v, a0, a1, a2, row, c, m)
             elif o == 59:  # ne
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x != y else 0.0
+                _ne_value(v, a0, a1, a2, row, c, m)
             elif o == 60:  # land
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if (x != 0.0 and y != 0.0) else 0.0
+                _land_value(v, a0, a1, a2, row, c, m)
             elif o == 61:  # lor
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if (x != 0.0 or y != 0.0) else 0.0
+                _lor_value(v, a0, a1, a2, row, c, m)
             elif o == 62:  # lnot
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = 1.0 if x == 0.0 else 0.0
+                _lnot_value(v, a0, a1, a2, row, c, m)
             elif o == 63:  # where
-                a0 = arg0[i]
-                a1 = arg1[i]
-                a2 = arg2[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    w = v[a2, p]
-                    v[row, p] = y if x != 0.0 else w
+                _where_value(v, a0, a1, a2, row, c, m)
         for j in range(outputs.shape[0]):
             s = res[outputs[j]]
             for p in range(m):
                 Y[start + p, j] = v[s, p]
 
 
-@njit(parallel=True, **FLAGS)
-def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads):
-    """Values and q tangents in one sweep: Y_dot[k, :, d] = J(X[k]) @ X_dot[k, :, d]."""
-    for t in prange(n_threads):
-        _forward_tangent_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, t)
-
-
 @njit(**FLAGS)
-def _forward_tangent_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, t):
+def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, t):
+    """Values and q tangents in one sweep: Y_dot[k, :, d] = J(X[k]) @ X_dot[k, :, d]."""
     n_slots = op.shape[0]
     n_points = X.shape[0]
-    q = X_dot.shape[2]
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     buf = np.empty((tile, max(X.shape[1], P.shape[1])))  # see _load
+    q = X_dot.shape[2]
     v_dot = np.empty((n_values, q, tile))
-    d0 = np.empty(tile)
-    d1 = np.empty(tile)
-    d2 = np.empty(tile)
+    dd = np.empty((3, tile))
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
         _load(X, 1, res, 0, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
-        for j in range(n_in):
-            for d in range(q):
-                for p in range(m):
-                    v_dot[res[j], d, p] = X_dot[(start + p) * x_dot_step, j, d]
-        for j in range(n_in, n_in + n_params):
-            for d in range(q):
-                for p in range(m):
-                    v_dot[res[j], d, p] = 0.0
+        _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
+            a0 = arg0[i]
+            a1 = arg1[i]
+            a2 = arg2[i]
+            row = res[i]
+            c = const[i]
             if o == 2:  # const
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    z = c
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _const_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 3:  # add
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x + y
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = v_dot[a0, d, p] + v_dot[a1, d, p]
+                _add_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 4:  # sub
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x - y
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = v_dot[a0, d, p] + -v_dot[a1, d, p]
+                _sub_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 5:  # mul
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x * y
-                    v[row, p] = z
-                    d0[p] = y
-                    d1[p] = x
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 6:  # div
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x / y
-                    v[row, p] = z
-                    d0[p] = 1.0 / y
-                    d1[p] = -z / y
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _div_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 7:  # neg
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = -x
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = -v_dot[a0, d, p]
+                _neg_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 8:  # addc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = x + c
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = v_dot[a0, d, p]
+                _addc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 9:  # mulc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = x * c
-                    v[row, p] = z
-                c0 = c
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
+                _mulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 10:  # rsubc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = c - x
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = -v_dot[a0, d, p]
+                _rsubc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 11:  # divc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = x / c
-                    v[row, p] = z
-                c0 = 1.0 / c
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
+                _divc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 12:  # rdivc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = c / x
-                    v[row, p] = z
-                    d0[p] = -z / x
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _rdivc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 13:  # addmulc
-                a0 = arg0[i]
-                a1 = arg1[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x + c * y
-                    v[row, p] = z
-                c1 = c
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = v_dot[a0, d, p] + _mz(c1, v_dot[a1, d, p])
+                _addmulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 14:  # square
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = x * x
-                    v[row, p] = z
-                    d0[p] = 2.0 * x
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _square_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 15:  # recip
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = 1.0 / x
-                    v[row, p] = z
-                    d0[p] = -z * z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _recip_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 16:  # sqrt
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.sqrt(x)
-                    v[row, p] = z
-                    d0[p] = 0.5 / z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _sqrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 17:  # powc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.power(x, c)
-                    v[row, p] = z
-                    d0[p] = c * np.power(x, c - 1.0)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _powc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 18:  # pow
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = np.power(x, y)
-                    v[row, p] = z
-                    d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-                    d1[p] = 0.0 if z == 0.0 else z * np.log(x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _pow_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 19:  # hypot
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = np.hypot(x, y)
-                    v[row, p] = z
-                    d0[p] = 0.0 if z == 0.0 else x / z
-                    d1[p] = 0.0 if z == 0.0 else y / z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _hypot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 20:  # exp
-                a0 = arg0[i]
-                row = res[i]
-                _exp_primal(v[a0], v[a0], v[row], m)
-                for p in range(m):
-                    z = v[row, p]
-                    d0[p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _exp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 21:  # exp2
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.exp2(x)
-                    v[row, p] = z
-                    d0[p] = z * 0.6931471805599453
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _exp2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 22:  # expm1
-                a0 = arg0[i]
-                row = res[i]
-                _expm1_primal(v[a0], v[a0], v[row], m)
-                _expm1_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _expm1_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 23:  # log
-                a0 = arg0[i]
-                row = res[i]
-                _log_primal(v[a0], v[a0], v[row], m)
-                for p in range(m):
-                    x = v[a0, p]
-                    z = v[row, p]
-                    d0[p] = 1.0 / x
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _log_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 24:  # log2
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.log2(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / (x * 0.6931471805599453)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _log2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 25:  # log10
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.log10(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / (x * 2.302585092994046)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _log10_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 26:  # log1p
-                a0 = arg0[i]
-                row = res[i]
-                _log1p_primal(v[a0], v[a0], v[row], m)
-                for p in range(m):
-                    x = v[a0, p]
-                    z = v[row, p]
-                    d0[p] = 1.0 / (1.0 + x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _log1p_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 27:  # logaddexp
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
-                    v[row, p] = z
-                    d0[p] = np.exp(x - z)
-                    d1[p] = np.exp(y - z)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _logaddexp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 28:  # sigmoid
-                a0 = arg0[i]
-                row = res[i]
-                _sigmoid_primal(v[a0], v[a0], v[row], m)
-                _sigmoid_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _sigmoid_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 29:  # softplus
-                a0 = arg0[i]
-                row = res[i]
-                _softplus_primal(v[a0], v[a0], v[row], m)
-                _softplus_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _softplus_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 30:  # sin
-                a0 = arg0[i]
-                row = res[i]
-                _sin_primal(v[a0], v[a0], v[row], m)
-                _sin_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _sin_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 31:  # cos
-                a0 = arg0[i]
-                row = res[i]
-                _cos_primal(v[a0], v[a0], v[row], m)
-                _cos_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _cos_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 32:  # tan
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.tan(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 + z * z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _tan_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 33:  # arcsin
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arcsin(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arcsin_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 34:  # arccos
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arccos(x)
-                    v[row, p] = z
-                    d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arccos_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 35:  # arctan
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arctan(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / (1.0 + x * x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arctan_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 36:  # arctan2
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = np.arctan2(x, y)
-                    v[row, p] = z
-                    d0[p] = y / (x * x + y * y)
-                    d1[p] = -x / (x * x + y * y)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _arctan2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 37:  # sinh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.sinh(x)
-                    v[row, p] = z
-                    d0[p] = np.cosh(x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _sinh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 38:  # cosh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.cosh(x)
-                    v[row, p] = z
-                    d0[p] = np.sinh(x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _cosh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 39:  # tanh
-                a0 = arg0[i]
-                row = res[i]
-                _tanh_primal(v[a0], v[a0], v[row], m)
-                _tanh_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _tanh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 40:  # arcsinh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arcsinh(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / np.hypot(x, 1.0)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arcsinh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 41:  # arccosh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arccosh(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arccosh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 42:  # arctanh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arctanh(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arctanh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 43:  # cbrt
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.cbrt(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / (3.0 * z * z)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _cbrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 44:  # erf
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = math.erf(x)
-                    v[row, p] = z
-                _erf_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _erf_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 45:  # erfc
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = math.erfc(x)
-                    v[row, p] = z
-                _erfc_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _erfc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 46:  # abs
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.abs(x)
-                    v[row, p] = z
-                    d0[p] = np.sign(x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _abs_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 47:  # copysign
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = np.copysign(x, y)
-                    v[row, p] = z
-                    d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _copysign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 48:  # sign
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.sign(x)
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _sign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 49:  # floor
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.floor(x)
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _floor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 50:  # ceil
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.ceil(x)
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _ceil_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 51:  # rint
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.rint(x)
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _rint_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 52:  # maximum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x if (x > y or x != x) else y
-                    v[row, p] = z
-                    d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
-                    d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _maximum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 53:  # minimum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x if (x < y or x != x) else y
-                    v[row, p] = z
-                    d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
-                    d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _minimum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 54:  # lt
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x < y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _lt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 55:  # le
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x <= y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _le_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 56:  # gt
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x > y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _gt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 57:  # ge
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x >= y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _ge_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 58:  # eq
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x == y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _eq_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 59:  # ne
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x != y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _ne_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 60:  # land
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if (x != 0.0 and y != 0.0) else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _land_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 61:  # lor
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if (x != 0.0 or y != 0.0) else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _lor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 62:  # lnot
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = 1.0 if x == 0.0 else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _lnot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 63:  # where
-                a0 = arg0[i]
-                a1 = arg1[i]
-                a2 = arg2[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    w = v[a2, p]
-                    z = y if x != 0.0 else w
-                    v[row, p] = z
-                    d1[p] = 1.0 if x != 0.0 else 0.0
-                    d2[p] = 0.0 if x != 0.0 else 1.0
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d1[p], v_dot[a1, d, p]) + _mz(d2[p], v_dot[a2, d, p])
+                _where_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
         for j in range(outputs.shape[0]):
             s = res[outputs[j]]
             for p in range(m):
@@ -1611,9 +3418,9 @@ def _forward_tangent_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                     Y_dot[start + p, j, d] = v_dot[s, d, p]
 
 
-@njit(parallel=True, **FLAGS)
+@njit(**FLAGS)
 def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar, tile,
-                    n_threads):
+                    n_threads, t):
     """Values and r adjoints in one sweep: X_bar[k, :, d] = J(X[k]).T @ Y_bar[k, :, d].
 
     Values go to rows ``res`` (reused, except the values the reverse part reads again);
@@ -1622,25 +3429,15 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
     zeroed just before, while in cache; bit 3 when nothing reads slot i (skipped; an input's
     gradient is 0).
     """
-    for t in prange(n_threads):
-        _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar,
-                               tile, n_threads, t)
-
-
-@njit(**FLAGS)
-def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar,
-                           tile, n_threads, t):
     n_slots = op.shape[0]
     n_points = X.shape[0]
-    n_out = outputs.shape[0]
-    r = Y_bar.shape[2]
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     buf = np.empty((tile, max(X.shape[1], P.shape[1])))  # see _load
+    n_out = outputs.shape[0]
+    r = Y_bar.shape[2]
     v_bar = np.empty((n_bar, r, tile))
-    d0 = np.empty(tile)
-    d1 = np.empty(tile)
-    d2 = np.empty(tile)
+    dd = np.empty((3, tile))
     acc = np.empty(tile)
     sum_bar = np.empty((r, tile))
     for tile_index in range(t, n_tiles, n_threads):
@@ -1650,414 +3447,139 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
         _load(P, p_step, res, n_in, v, start, m, buf)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
-            if o >= 64:  # a chain: its first instruction runs it, the others are done
-                if o <= 65:
+            if o >= CHAIN_MULC:  # a chain: its first instruction runs it, the others are done
+                if o <= CHAIN_ADDMULC:
                     _chain_values(op, arg0, arg1, const, res, v, acc, i, m)
                 continue
+            a0 = arg0[i]
+            a1 = arg1[i]
+            a2 = arg2[i]
+            row = res[i]
+            c = const[i]
             if o == 2:  # const
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    v[row, p] = c
+                _const_value(v, a0, a1, a2, row, c, m)
             elif o == 3:  # add
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x + y
+                _add_value(v, a0, a1, a2, row, c, m)
             elif o == 4:  # sub
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x - y
+                _sub_value(v, a0, a1, a2, row, c, m)
             elif o == 5:  # mul
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x * y
+                _mul_value(v, a0, a1, a2, row, c, m)
             elif o == 6:  # div
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x / y
+                _div_value(v, a0, a1, a2, row, c, m)
             elif o == 7:  # neg
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = -x
+                _neg_value(v, a0, a1, a2, row, c, m)
             elif o == 8:  # addc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = x + c
+                _addc_value(v, a0, a1, a2, row, c, m)
             elif o == 9:  # mulc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = x * c
+                _mulc_value(v, a0, a1, a2, row, c, m)
             elif o == 10:  # rsubc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = c - x
+                _rsubc_value(v, a0, a1, a2, row, c, m)
             elif o == 11:  # divc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = x / c
+                _divc_value(v, a0, a1, a2, row, c, m)
             elif o == 12:  # rdivc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = c / x
+                _rdivc_value(v, a0, a1, a2, row, c, m)
             elif o == 13:  # addmulc
-                a0 = arg0[i]
-                a1 = arg1[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x + c * y
+                _addmulc_value(v, a0, a1, a2, row, c, m)
             elif o == 14:  # square
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = x * x
+                _square_value(v, a0, a1, a2, row, c, m)
             elif o == 15:  # recip
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = 1.0 / x
+                _recip_value(v, a0, a1, a2, row, c, m)
             elif o == 16:  # sqrt
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.sqrt(x)
+                _sqrt_value(v, a0, a1, a2, row, c, m)
             elif o == 17:  # powc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.power(x, c)
+                _powc_value(v, a0, a1, a2, row, c, m)
             elif o == 18:  # pow
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = np.power(x, y)
+                _pow_value(v, a0, a1, a2, row, c, m)
             elif o == 19:  # hypot
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = np.hypot(x, y)
+                _hypot_value(v, a0, a1, a2, row, c, m)
             elif o == 20:  # exp
-                a0 = arg0[i]
-                row = res[i]
-                _exp_primal(v[a0], v[a0], v[row], m)
+                _exp_value(v, a0, a1, a2, row, c, m)
             elif o == 21:  # exp2
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.exp2(x)
+                _exp2_value(v, a0, a1, a2, row, c, m)
             elif o == 22:  # expm1
-                a0 = arg0[i]
-                row = res[i]
-                _expm1_primal(v[a0], v[a0], v[row], m)
+                _expm1_value(v, a0, a1, a2, row, c, m)
             elif o == 23:  # log
-                a0 = arg0[i]
-                row = res[i]
-                _log_primal(v[a0], v[a0], v[row], m)
+                _log_value(v, a0, a1, a2, row, c, m)
             elif o == 24:  # log2
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.log2(x)
+                _log2_value(v, a0, a1, a2, row, c, m)
             elif o == 25:  # log10
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.log10(x)
+                _log10_value(v, a0, a1, a2, row, c, m)
             elif o == 26:  # log1p
-                a0 = arg0[i]
-                row = res[i]
-                _log1p_primal(v[a0], v[a0], v[row], m)
+                _log1p_value(v, a0, a1, a2, row, c, m)
             elif o == 27:  # logaddexp
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
+                _logaddexp_value(v, a0, a1, a2, row, c, m)
             elif o == 28:  # sigmoid
-                a0 = arg0[i]
-                row = res[i]
-                _sigmoid_primal(v[a0], v[a0], v[row], m)
+                _sigmoid_value(v, a0, a1, a2, row, c, m)
             elif o == 29:  # softplus
-                a0 = arg0[i]
-                row = res[i]
-                _softplus_primal(v[a0], v[a0], v[row], m)
+                _softplus_value(v, a0, a1, a2, row, c, m)
             elif o == 30:  # sin
-                a0 = arg0[i]
-                row = res[i]
-                _sin_primal(v[a0], v[a0], v[row], m)
+                _sin_value(v, a0, a1, a2, row, c, m)
             elif o == 31:  # cos
-                a0 = arg0[i]
-                row = res[i]
-                _cos_primal(v[a0], v[a0], v[row], m)
+                _cos_value(v, a0, a1, a2, row, c, m)
             elif o == 32:  # tan
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.tan(x)
+                _tan_value(v, a0, a1, a2, row, c, m)
             elif o == 33:  # arcsin
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arcsin(x)
+                _arcsin_value(v, a0, a1, a2, row, c, m)
             elif o == 34:  # arccos
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arccos(x)
+                _arccos_value(v, a0, a1, a2, row, c, m)
             elif o == 35:  # arctan
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arctan(x)
+                _arctan_value(v, a0, a1, a2, row, c, m)
             elif o == 36:  # arctan2
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = np.arctan2(x, y)
+                _arctan2_value(v, a0, a1, a2, row, c, m)
             elif o == 37:  # sinh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.sinh(x)
+                _sinh_value(v, a0, a1, a2, row, c, m)
             elif o == 38:  # cosh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.cosh(x)
+                _cosh_value(v, a0, a1, a2, row, c, m)
             elif o == 39:  # tanh
-                a0 = arg0[i]
-                row = res[i]
-                _tanh_primal(v[a0], v[a0], v[row], m)
+                _tanh_value(v, a0, a1, a2, row, c, m)
             elif o == 40:  # arcsinh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arcsinh(x)
+                _arcsinh_value(v, a0, a1, a2, row, c, m)
             elif o == 41:  # arccosh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arccosh(x)
+                _arccosh_value(v, a0, a1, a2, row, c, m)
             elif o == 42:  # arctanh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.arctanh(x)
+                _arctanh_value(v, a0, a1, a2, row, c, m)
             elif o == 43:  # cbrt
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.cbrt(x)
+                _cbrt_value(v, a0, a1, a2, row, c, m)
             elif o == 44:  # erf
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = math.erf(x)
+                _erf_value(v, a0, a1, a2, row, c, m)
             elif o == 45:  # erfc
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = math.erfc(x)
+                _erfc_value(v, a0, a1, a2, row, c, m)
             elif o == 46:  # abs
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.abs(x)
+                _abs_value(v, a0, a1, a2, row, c, m)
             elif o == 47:  # copysign
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = np.copysign(x, y)
+                _copysign_value(v, a0, a1, a2, row, c, m)
             elif o == 48:  # sign
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.sign(x)
+                _sign_value(v, a0, a1, a2, row, c, m)
             elif o == 49:  # floor
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.floor(x)
+                _floor_value(v, a0, a1, a2, row, c, m)
             elif o == 50:  # ceil
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.ceil(x)
+                _ceil_value(v, a0, a1, a2, row, c, m)
             elif o == 51:  # rint
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = np.rint(x)
+                _rint_value(v, a0, a1, a2, row, c, m)
             elif o == 52:  # maximum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x if (x > y or x != x) else y
+                _maximum_value(v, a0, a1, a2, row, c, m)
             elif o == 53:  # minimum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = x if (x < y or x != x) else y
+                _minimum_value(v, a0, a1, a2, row, c, m)
             elif o == 54:  # lt
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x < y else 0.0
+                _lt_value(v, a0, a1, a2, row, c, m)
             elif o == 55:  # le
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x <= y else 0.0
+                _le_value(v, a0, a1, a2, row, c, m)
             elif o == 56:  # gt
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x > y else 0.0
+                _gt_value(v, a0, a1, a2, row, c, m)
             elif o == 57:  # ge
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x >= y else 0.0
+                _ge_value(v, a0, a1, a2, row, c, m)
             elif o == 58:  # eq
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x == y else 0.0
+                _eq_value(v, a0, a1, a2, row, c, m)
             elif o == 59:  # ne
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if x != y else 0.0
+                _ne_value(v, a0, a1, a2, row, c, m)
             elif o == 60:  # land
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if (x != 0.0 and y != 0.0) else 0.0
+                _land_value(v, a0, a1, a2, row, c, m)
             elif o == 61:  # lor
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    v[row, p] = 1.0 if (x != 0.0 or y != 0.0) else 0.0
+                _lor_value(v, a0, a1, a2, row, c, m)
             elif o == 62:  # lnot
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    v[row, p] = 1.0 if x == 0.0 else 0.0
+                _lnot_value(v, a0, a1, a2, row, c, m)
             elif o == 63:  # where
-                a0 = arg0[i]
-                a1 = arg1[i]
-                a2 = arg2[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    w = v[a2, p]
-                    v[row, p] = y if x != 0.0 else w
+                _where_value(v, a0, a1, a2, row, c, m)
         for j in range(n_out):
             s = res[outputs[j]]
             for p in range(m):
@@ -2071,1634 +3593,281 @@ def _reverse_adjoint_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
                     v_bar[s, d, p] += Y_bar[(start + p) * y_bar_step, j, d]
         for i in range(n_slots - 1, n_in + n_params - 1, -1):
             o = op[i]
-            if o >= 64:  # a chain: its last instruction runs it backwards
-                if o == 67:
+            if o >= CHAIN_MULC:  # a chain: its last instruction runs it backwards
+                if o == CHAIN_END:
                     _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, sum_bar, i, r, m)
                 continue
             f = flags[i]
             if f & 8:  # dead: nothing reads v[i], its adjoint is zero and never set
                 _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
                 continue
+            a0 = arg0[i]
+            a1 = arg1[i]
+            a2 = arg2[i]
+            row = res[i]
+            c = const[i]
+            b0 = barg0[i]
+            b1 = barg1[i]
+            b2 = barg2[i]
+            zb = bres[i]
             if o == 3:  # add
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + z_bar
+                _add_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 4:  # sub
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + -z_bar
+                _sub_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 5:  # mul
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(y, z_bar)
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(x, z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    d0[p] = y
-                    d1[p] = x
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                _mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 6:  # div
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                if r == 1:
-                    for p in range(m):
-                        y = v[a1, p]
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / y, z_bar)
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(-z / y, z_bar)
-                    continue
-                for p in range(m):
-                    y = v[a1, p]
-                    z = v[row, p]
-                    d0[p] = 1.0 / y
-                    d1[p] = -z / y
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                _div_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 7:  # neg
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
+                _neg_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 8:  # addc
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+                _addc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 9:  # mulc
-                a0 = arg0[i]
-                c = const[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                c0 = c
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
+                _mulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 10:  # rsubc
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
+                _rsubc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 11:  # divc
-                a0 = arg0[i]
-                c = const[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                c0 = 1.0 / c
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
+                _divc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 12:  # rdivc
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-z / x, z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    z = v[row, p]
-                    d0[p] = -z / x
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _rdivc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 13:  # addmulc
-                a0 = arg0[i]
-                a1 = arg1[i]
-                c = const[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                c1 = c
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(c1, z_bar)
+                _addmulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 14:  # square
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(2.0 * x, z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 2.0 * x
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _square_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 15:  # recip
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-z * z, z_bar)
-                    continue
-                for p in range(m):
-                    z = v[row, p]
-                    d0[p] = -z * z
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _recip_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 16:  # sqrt
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.5 / z, z_bar)
-                    continue
-                for p in range(m):
-                    z = v[row, p]
-                    d0[p] = 0.5 / z
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _sqrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 17:  # powc
-                a0 = arg0[i]
-                c = const[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(c * np.power(x, c - 1.0), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = c * np.power(x, c - 1.0)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _powc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 18:  # pow
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if y == 0.0 else y * np.power(x, y - 1.0), z_bar)
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(0.0 if z == 0.0 else z * np.log(x), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = v[row, p]
-                    d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-                    d1[p] = 0.0 if z == 0.0 else z * np.log(x)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                _pow_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 19:  # hypot
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if z == 0.0 else x / z, z_bar)
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(0.0 if z == 0.0 else y / z, z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = v[row, p]
-                    d0[p] = 0.0 if z == 0.0 else x / z
-                    d1[p] = 0.0 if z == 0.0 else y / z
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                _hypot_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 20:  # exp
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(z, z_bar)
-                    continue
-                for p in range(m):
-                    z = v[row, p]
-                    d0[p] = z
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _exp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 21:  # exp2
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(z * 0.6931471805599453, z_bar)
-                    continue
-                for p in range(m):
-                    z = v[row, p]
-                    d0[p] = z * 0.6931471805599453
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _exp2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 22:  # expm1
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                _expm1_d0(v[a0], v[row], d0, m)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _expm1_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 23:  # log
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / x, z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / x
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _log_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 24:  # log2
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (x * 0.6931471805599453), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / (x * 0.6931471805599453)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _log2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 25:  # log10
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (x * 2.302585092994046), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / (x * 2.302585092994046)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _log10_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 26:  # log1p
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (1.0 + x), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / (1.0 + x)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _log1p_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 27:  # logaddexp
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.exp(x - z), z_bar)
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(np.exp(y - z), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = v[row, p]
-                    d0[p] = np.exp(x - z)
-                    d1[p] = np.exp(y - z)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                _logaddexp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 28:  # sigmoid
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                _sigmoid_d0(v[a0], v[row], d0, m)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _sigmoid_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 29:  # softplus
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                _softplus_d0(v[a0], v[row], d0, m)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _softplus_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 30:  # sin
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                _sin_d0(v[a0], v[row], d0, m)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _sin_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 31:  # cos
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                _cos_d0(v[a0], v[row], d0, m)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _cos_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 32:  # tan
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 + z * z, z_bar)
-                    continue
-                for p in range(m):
-                    z = v[row, p]
-                    d0[p] = 1.0 + z * z
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _tan_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 33:  # arcsin
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _arcsin_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 34:  # arccos
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _arccos_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 35:  # arctan
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (1.0 + x * x), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / (1.0 + x * x)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _arctan_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 36:  # arctan2
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(y / (x * x + y * y), z_bar)
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(-x / (x * x + y * y), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    d0[p] = y / (x * x + y * y)
-                    d1[p] = -x / (x * x + y * y)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                _arctan2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 37:  # sinh
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.cosh(x), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = np.cosh(x)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _sinh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 38:  # cosh
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.sinh(x), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = np.sinh(x)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _cosh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 39:  # tanh
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                _tanh_d0(v[a0], v[row], d0, m)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _tanh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 40:  # arcsinh
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.hypot(x, 1.0), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / np.hypot(x, 1.0)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _arcsinh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 41:  # arccosh
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.sqrt((x - 1.0) * (x + 1.0)), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _arccosh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 42:  # arctanh
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / ((1.0 - x) * (1.0 + x)), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _arctanh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 43:  # cbrt
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        z = v[row, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (3.0 * z * z), z_bar)
-                    continue
-                for p in range(m):
-                    z = v[row, p]
-                    d0[p] = 1.0 / (3.0 * z * z)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _cbrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 44:  # erf
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                _erf_d0(v[a0], v[row], d0, m)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _erf_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 45:  # erfc
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                _erfc_d0(v[a0], v[row], d0, m)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _erfc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 46:  # abs
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.sign(x), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d0[p] = np.sign(x)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _abs_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 47:  # copysign
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                if f & 2:
-                    _zero(v_bar, barg1[i], r, m)
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+                _copysign_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 52:  # maximum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 if x > y else (0.5 if x == y else 0.0), z_bar)
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if y > x else (0.5 if x == y else 0.0), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
-                    d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                _maximum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 53:  # minimum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                z0 = f & 1
-                b1 = barg1[i]
-                z1 = f & 2
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        y = v[a1, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 if x < y else (0.5 if x == y else 0.0), z_bar)
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if y < x else (0.5 if x == y else 0.0), z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
-                    d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+                _minimum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 63:  # where
-                a0 = arg0[i]
-                a1 = arg1[i]
-                a2 = arg2[i]
-                zb = bres[i]
-                if f & 1:
-                    _zero(v_bar, barg0[i], r, m)
-                b1 = barg1[i]
-                z1 = f & 2
-                b2 = barg2[i]
-                z2 = f & 4
-                if r == 1:
-                    for p in range(m):
-                        x = v[a0, p]
-                        z_bar = v_bar[zb, 0, p]
-                        v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if x != 0.0 else 0.0, z_bar)
-                        v_bar[b2, 0, p] = _held(z2, v_bar[b2, 0, p]) + _mz(0.0 if x != 0.0 else 1.0, z_bar)
-                    continue
-                for p in range(m):
-                    x = v[a0, p]
-                    d1[p] = 1.0 if x != 0.0 else 0.0
-                    d2[p] = 0.0 if x != 0.0 else 1.0
-                for d in range(r):
-                    for p in range(m):
-                        z_bar = v_bar[zb, d, p]
-                        v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
-                        v_bar[b2, d, p] = _held(z2, v_bar[b2, d, p]) + _mz(d2[p], z_bar)
+                _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             else:  # no partial is nonzero (a comparison, say)
                 _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
         _store_gradient(X_bar, v_bar, bres, flags, start, m, buf)
 
 
-@njit(parallel=True, **FLAGS)
+@njit(**FLAGS)
 def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot, x_dot_step, Y,
-                    X_bar, H_dot, tile, n_threads):
+                    X_bar, H_dot, tile, n_threads, t):
     """Forward over reverse, q directions in one sweep: with L = sum_j Y_bar[k, j] y_j,
     X_bar[k] = grad L(X[k]) and H_dot[k, :, d] = H_L(X[k]) @ X_dot[k, :, d].
 
     Layout as reverse_adjoint's; the values and tangents that the reverse part reads (partials,
     second partials and the tangents they multiply) are pinned.
     """
-    for t in prange(n_threads):
-        _reverse_hessian_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot,
-                               x_dot_step, Y, X_bar, H_dot, tile, n_threads, t)
-
-
-@njit(inline="always", **FLAGS)
-def _zero2(v_bar, v_bar_dot, b, q, m):
-    for p in range(m):
-        v_bar[b, p] = 0.0
-    for d in range(q):
-        for p in range(m):
-            v_bar_dot[b, d, p] = 0.0
-
-
-@njit(**FLAGS)
-def _reverse_hessian_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot,
-                           x_dot_step, Y, X_bar, H_dot, tile, n_threads, t):
     n_slots = op.shape[0]
     n_points = X.shape[0]
-    n_out = outputs.shape[0]
-    q = X_dot.shape[2]
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     buf = np.empty((tile, max(X.shape[1], P.shape[1])))  # see _load
+    n_out = outputs.shape[0]
+    q = X_dot.shape[2]
     v_dot = np.empty((n_values, q, tile))
     v_bar = np.empty((n_bar, tile))
     v_bar_dot = np.empty((n_bar, q, tile))
-    d0 = np.empty(tile)
-    d1 = np.empty(tile)
-    d2 = np.empty(tile)
-    h00 = np.empty(tile)
-    h01 = np.empty(tile)
-    h02 = np.empty(tile)
-    h11 = np.empty(tile)
-    h12 = np.empty(tile)
-    h22 = np.empty(tile)
+    dd = np.empty((9, tile))
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
         _load(X, 1, res, 0, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
-        for j in range(n_in):
-            for d in range(q):
-                for p in range(m):
-                    v_dot[res[j], d, p] = X_dot[(start + p) * x_dot_step, j, d]
-        for j in range(n_in, n_in + n_params):
-            for d in range(q):
-                for p in range(m):
-                    v_dot[res[j], d, p] = 0.0
+        _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
+            a0 = arg0[i]
+            a1 = arg1[i]
+            a2 = arg2[i]
+            row = res[i]
+            c = const[i]
             if o == 2:  # const
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    z = c
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _const_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 3:  # add
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x + y
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = v_dot[a0, d, p] + v_dot[a1, d, p]
+                _add_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 4:  # sub
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x - y
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = v_dot[a0, d, p] + -v_dot[a1, d, p]
+                _sub_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 5:  # mul
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x * y
-                    v[row, p] = z
-                    d0[p] = y
-                    d1[p] = x
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 6:  # div
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x / y
-                    v[row, p] = z
-                    d0[p] = 1.0 / y
-                    d1[p] = -z / y
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _div_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 7:  # neg
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = -x
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = -v_dot[a0, d, p]
+                _neg_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 8:  # addc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = x + c
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = v_dot[a0, d, p]
+                _addc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 9:  # mulc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = x * c
-                    v[row, p] = z
-                c0 = c
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
+                _mulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 10:  # rsubc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = c - x
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = -v_dot[a0, d, p]
+                _rsubc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 11:  # divc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = x / c
-                    v[row, p] = z
-                c0 = 1.0 / c
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
+                _divc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 12:  # rdivc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = c / x
-                    v[row, p] = z
-                    d0[p] = -z / x
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _rdivc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 13:  # addmulc
-                a0 = arg0[i]
-                a1 = arg1[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x + c * y
-                    v[row, p] = z
-                c1 = c
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = v_dot[a0, d, p] + _mz(c1, v_dot[a1, d, p])
+                _addmulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 14:  # square
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = x * x
-                    v[row, p] = z
-                    d0[p] = 2.0 * x
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _square_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 15:  # recip
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = 1.0 / x
-                    v[row, p] = z
-                    d0[p] = -z * z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _recip_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 16:  # sqrt
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.sqrt(x)
-                    v[row, p] = z
-                    d0[p] = 0.5 / z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _sqrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 17:  # powc
-                a0 = arg0[i]
-                c = const[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.power(x, c)
-                    v[row, p] = z
-                    d0[p] = c * np.power(x, c - 1.0)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _powc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 18:  # pow
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = np.power(x, y)
-                    v[row, p] = z
-                    d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-                    d1[p] = 0.0 if z == 0.0 else z * np.log(x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _pow_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 19:  # hypot
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = np.hypot(x, y)
-                    v[row, p] = z
-                    d0[p] = 0.0 if z == 0.0 else x / z
-                    d1[p] = 0.0 if z == 0.0 else y / z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _hypot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 20:  # exp
-                a0 = arg0[i]
-                row = res[i]
-                _exp_primal(v[a0], v[a0], v[row], m)
-                for p in range(m):
-                    z = v[row, p]
-                    d0[p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _exp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 21:  # exp2
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.exp2(x)
-                    v[row, p] = z
-                    d0[p] = z * 0.6931471805599453
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _exp2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 22:  # expm1
-                a0 = arg0[i]
-                row = res[i]
-                _expm1_primal(v[a0], v[a0], v[row], m)
-                _expm1_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _expm1_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 23:  # log
-                a0 = arg0[i]
-                row = res[i]
-                _log_primal(v[a0], v[a0], v[row], m)
-                for p in range(m):
-                    x = v[a0, p]
-                    z = v[row, p]
-                    d0[p] = 1.0 / x
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _log_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 24:  # log2
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.log2(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / (x * 0.6931471805599453)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _log2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 25:  # log10
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.log10(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / (x * 2.302585092994046)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _log10_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 26:  # log1p
-                a0 = arg0[i]
-                row = res[i]
-                _log1p_primal(v[a0], v[a0], v[row], m)
-                for p in range(m):
-                    x = v[a0, p]
-                    z = v[row, p]
-                    d0[p] = 1.0 / (1.0 + x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _log1p_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 27:  # logaddexp
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
-                    v[row, p] = z
-                    d0[p] = np.exp(x - z)
-                    d1[p] = np.exp(y - z)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _logaddexp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 28:  # sigmoid
-                a0 = arg0[i]
-                row = res[i]
-                _sigmoid_primal(v[a0], v[a0], v[row], m)
-                _sigmoid_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _sigmoid_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 29:  # softplus
-                a0 = arg0[i]
-                row = res[i]
-                _softplus_primal(v[a0], v[a0], v[row], m)
-                _softplus_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _softplus_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 30:  # sin
-                a0 = arg0[i]
-                row = res[i]
-                _sin_primal(v[a0], v[a0], v[row], m)
-                _sin_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _sin_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 31:  # cos
-                a0 = arg0[i]
-                row = res[i]
-                _cos_primal(v[a0], v[a0], v[row], m)
-                _cos_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _cos_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 32:  # tan
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.tan(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 + z * z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _tan_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 33:  # arcsin
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arcsin(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arcsin_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 34:  # arccos
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arccos(x)
-                    v[row, p] = z
-                    d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arccos_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 35:  # arctan
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arctan(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / (1.0 + x * x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arctan_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 36:  # arctan2
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = np.arctan2(x, y)
-                    v[row, p] = z
-                    d0[p] = y / (x * x + y * y)
-                    d1[p] = -x / (x * x + y * y)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _arctan2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 37:  # sinh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.sinh(x)
-                    v[row, p] = z
-                    d0[p] = np.cosh(x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _sinh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 38:  # cosh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.cosh(x)
-                    v[row, p] = z
-                    d0[p] = np.sinh(x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _cosh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 39:  # tanh
-                a0 = arg0[i]
-                row = res[i]
-                _tanh_primal(v[a0], v[a0], v[row], m)
-                _tanh_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _tanh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 40:  # arcsinh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arcsinh(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / np.hypot(x, 1.0)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arcsinh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 41:  # arccosh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arccosh(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arccosh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 42:  # arctanh
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.arctanh(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _arctanh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 43:  # cbrt
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.cbrt(x)
-                    v[row, p] = z
-                    d0[p] = 1.0 / (3.0 * z * z)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _cbrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 44:  # erf
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = math.erf(x)
-                    v[row, p] = z
-                _erf_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _erf_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 45:  # erfc
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = math.erfc(x)
-                    v[row, p] = z
-                _erfc_d0(v[a0], v[row], d0, m)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _erfc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 46:  # abs
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.abs(x)
-                    v[row, p] = z
-                    d0[p] = np.sign(x)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _abs_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 47:  # copysign
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = np.copysign(x, y)
-                    v[row, p] = z
-                    d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+                _copysign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 48:  # sign
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.sign(x)
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _sign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 49:  # floor
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.floor(x)
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _floor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 50:  # ceil
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.ceil(x)
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _ceil_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 51:  # rint
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = np.rint(x)
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _rint_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 52:  # maximum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x if (x > y or x != x) else y
-                    v[row, p] = z
-                    d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
-                    d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _maximum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 53:  # minimum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = x if (x < y or x != x) else y
-                    v[row, p] = z
-                    d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
-                    d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+                _minimum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 54:  # lt
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x < y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _lt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 55:  # le
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x <= y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _le_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 56:  # gt
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x > y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _gt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 57:  # ge
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x >= y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _ge_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 58:  # eq
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x == y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _eq_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 59:  # ne
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if x != y else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _ne_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 60:  # land
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if (x != 0.0 and y != 0.0) else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _land_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 61:  # lor
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = 1.0 if (x != 0.0 or y != 0.0) else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _lor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 62:  # lnot
-                a0 = arg0[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = 1.0 if x == 0.0 else 0.0
-                    v[row, p] = z
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = 0.0
+                _lnot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 63:  # where
-                a0 = arg0[i]
-                a1 = arg1[i]
-                a2 = arg2[i]
-                row = res[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    w = v[a2, p]
-                    z = y if x != 0.0 else w
-                    v[row, p] = z
-                    d1[p] = 1.0 if x != 0.0 else 0.0
-                    d2[p] = 0.0 if x != 0.0 else 1.0
-                for d in range(q):
-                    for p in range(m):
-                        v_dot[row, d, p] = _mz(d1[p], v_dot[a1, d, p]) + _mz(d2[p], v_dot[a2, d, p])
+                _where_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
         for j in range(n_out):
             s = res[outputs[j]]
             for p in range(m):
@@ -3719,768 +3888,111 @@ def _reverse_hessian_tiles(op, arg0, arg1, arg2, res, n_values, const, n_in, n_p
             if f & 8:
                 continue
             o = op[i]
+            a0 = arg0[i]
+            a1 = arg1[i]
+            a2 = arg2[i]
+            row = res[i]
+            c = const[i]
+            b0 = barg0[i]
+            b1 = barg1[i]
+            b2 = barg2[i]
+            zb = bres[i]
             if o == 3:  # add
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = 1.0
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+                _add_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 4:  # sub
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = -1.0
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+                _sub_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 5:  # mul
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = y
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = x
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                    h01[p] = _mz(z_bar, 1.0)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h01[p], v_dot[a1, d, p])
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p])
+                _mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 6:  # div
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    y = v[a1, p]
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / y
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = -z / y
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                    h01[p] = _mz(z_bar, -1.0 / (y * y))
-                    h11[p] = _mz(z_bar, 2.0 * z / (y * y))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h01[p], v_dot[a1, d, p])
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+                _div_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 7:  # neg
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    d0[p] = -1.0
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+                _neg_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 8:  # addc
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+                _addc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 9:  # mulc
-                a0 = arg0[i]
-                c = const[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    d0[p] = c
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+                _mulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 10:  # rsubc
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    d0[p] = -1.0
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+                _rsubc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 11:  # divc
-                a0 = arg0[i]
-                c = const[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / c
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+                _divc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 12:  # rdivc
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = -z / x
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, 2.0 * z / (x * x))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _rdivc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 13:  # addmulc
-                a0 = arg0[i]
-                a1 = arg1[i]
-                c = const[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = c
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+                _addmulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 14:  # square
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 2.0 * x
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, 2.0)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _square_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 15:  # recip
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = -z * z
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, 2.0 * z * z * z)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _recip_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 16:  # sqrt
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 0.5 / z
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -0.25 / (z * z * z))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _sqrt_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 17:  # powc
-                a0 = arg0[i]
-                c = const[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = c * np.power(x, c - 1.0)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, c * (c - 1.0) * np.power(x, c - 2.0))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _powc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 18:  # pow
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = 0.0 if z == 0.0 else z * np.log(x)
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                    h00[p] = _mz(z_bar, 0.0 if y == 0.0 else y * (y - 1.0) * np.power(x, y - 2.0))
-                    h01[p] = _mz(z_bar, 0.0 if y == 0.0 else np.power(x, y - 1.0) * (1.0 + y * np.log(x)))
-                    h11[p] = _mz(z_bar, 0.0 if z == 0.0 else z * np.log(x) * np.log(x))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+                _pow_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 19:  # hypot
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 0.0 if z == 0.0 else x / z
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = 0.0 if z == 0.0 else y / z
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                    h00[p] = _mz(z_bar, 0.0 if z == 0.0 else y * y / (z * z * z))
-                    h01[p] = _mz(z_bar, 0.0 if z == 0.0 else -x * y / (z * z * z))
-                    h11[p] = _mz(z_bar, 0.0 if z == 0.0 else x * x / (z * z * z))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+                _hypot_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 20:  # exp
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = z
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, z)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _exp_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 21:  # exp2
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = z * 0.6931471805599453
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, z * 0.4804530139182014)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _exp2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 22:  # expm1
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                _expm1_d0(v[a0], v[row], d0, m)
-                _expm1_h00(v[a0], v[row], h00, m)
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, h00[p])
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _expm1_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 23:  # log
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / x
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -1.0 / (x * x))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _log_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 24:  # log2
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / (x * 0.6931471805599453)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -1.0 / (x * x * 0.6931471805599453))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _log2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 25:  # log10
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / (x * 2.302585092994046)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -1.0 / (x * x * 2.302585092994046))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _log10_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 26:  # log1p
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / (1.0 + x)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -1.0 / ((1.0 + x) * (1.0 + x)))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _log1p_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 27:  # logaddexp
-                a0 = arg0[i]
-                a1 = arg1[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = np.exp(x - z)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = np.exp(y - z)
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                    h00[p] = _mz(z_bar, np.exp(x - z) * np.exp(y - z))
-                    h01[p] = _mz(z_bar, -np.exp(x - z) * np.exp(y - z))
-                    h11[p] = _mz(z_bar, np.exp(x - z) * np.exp(y - z))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+                _logaddexp_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 28:  # sigmoid
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                _sigmoid_d0(v[a0], v[row], d0, m)
-                _sigmoid_h00(v[a0], v[row], h00, m)
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, h00[p])
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _sigmoid_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 29:  # softplus
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                _softplus_d0(v[a0], v[row], d0, m)
-                _softplus_h00(v[a0], v[row], h00, m)
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, h00[p])
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _softplus_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 30:  # sin
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                _sin_d0(v[a0], v[row], d0, m)
-                for p in range(m):
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -z)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _sin_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 31:  # cos
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                _cos_d0(v[a0], v[row], d0, m)
-                for p in range(m):
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -z)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _cos_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 32:  # tan
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 + z * z
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, 2.0 * z * (1.0 + z * z))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _tan_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 33:  # arcsin
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x))))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _arcsin_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 34:  # arccos
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x))))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _arccos_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 35:  # arctan
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / (1.0 + x * x)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -2.0 * x / ((1.0 + x * x) * (1.0 + x * x)))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _arctan_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 36:  # arctan2
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = y / (x * x + y * y)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = -x / (x * x + y * y)
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                    h00[p] = _mz(z_bar, -2.0 * x * y / ((x * x + y * y) * (x * x + y * y)))
-                    h01[p] = _mz(z_bar, (x * x - y * y) / ((x * x + y * y) * (x * x + y * y)))
-                    h11[p] = _mz(z_bar, 2.0 * x * y / ((x * x + y * y) * (x * x + y * y)))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+                _arctan2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 37:  # sinh
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = np.cosh(x)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, z)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _sinh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 38:  # cosh
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = np.sinh(x)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, z)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _cosh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 39:  # tanh
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                _tanh_d0(v[a0], v[row], d0, m)
-                _tanh_h00(v[a0], v[row], h00, m)
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, h00[p])
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _tanh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 40:  # arcsinh
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / np.hypot(x, 1.0)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -x / (np.hypot(x, 1.0) * np.hypot(x, 1.0) * np.hypot(x, 1.0)))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _arcsinh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 41:  # arccosh
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -x / ((x - 1.0) * (x + 1.0) * np.sqrt((x - 1.0) * (x + 1.0))))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _arccosh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 42:  # arctanh
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, 2.0 * x / ((1.0 - x) * (1.0 + x) * (1.0 - x) * (1.0 + x)))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _arctanh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 43:  # cbrt
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    z = v[row, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 / (3.0 * z * z)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, -2.0 / (9.0 * z * z * z * z * z))
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _cbrt_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 44:  # erf
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                _erf_d0(v[a0], v[row], d0, m)
-                _erf_h00(v[a0], v[row], h00, m)
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, h00[p])
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _erf_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 45:  # erfc
-                a0 = arg0[i]
-                row = res[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                _erfc_d0(v[a0], v[row], d0, m)
-                _erfc_h00(v[a0], v[row], h00, m)
-                for p in range(m):
-                    z_bar = v_bar[zb, p]
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    h00[p] = _mz(z_bar, h00[p])
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+                _erfc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 46:  # abs
-                a0 = arg0[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = np.sign(x)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+                _abs_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 47:  # copysign
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+                _copysign_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 52:  # maximum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+                _maximum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 53:  # minimum
-                a0 = arg0[i]
-                a1 = arg1[i]
-                zb = bres[i]
-                b0 = barg0[i]
-                b1 = barg1[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    y = v[a1, p]
-                    z_bar = v_bar[zb, p]
-                    d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
-                    v_bar[b0, p] += _mz(d0[p], z_bar)
-                    d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+                _minimum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 63:  # where
-                a0 = arg0[i]
-                a1 = arg1[i]
-                a2 = arg2[i]
-                zb = bres[i]
-                b1 = barg1[i]
-                b2 = barg2[i]
-                for p in range(m):
-                    x = v[a0, p]
-                    z_bar = v_bar[zb, p]
-                    d1[p] = 1.0 if x != 0.0 else 0.0
-                    v_bar[b1, p] += _mz(d1[p], z_bar)
-                    d2[p] = 0.0 if x != 0.0 else 1.0
-                    v_bar[b2, p] += _mz(d2[p], z_bar)
-                for d in range(q):
-                    for p in range(m):
-                        z_bar_dot = v_bar_dot[zb, d, p]
-                        v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
-                        v_bar_dot[b2, d, p] += _mz(d2[p], z_bar_dot)
+                _where_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
         for j in range(n_in):
             used = (flags[j] & 8) == 0
             s = bres[j]

@@ -8,17 +8,14 @@ float64, points first) without modifying the caller's arrays.
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 from collections.abc import Callable
 from functools import cached_property
 
-import numba
 import numpy as np
 
 from tapead import io as tape_io
-from tapead import passes, sparsity
+from tapead import passes, runtime, sparsity
+from tapead.runtime import BLOCK, kernels_cached, tile_size  # noqa: F401 (kernels_cached: cli.warmup's, until it imports runtime)
 from tapead.diagnose import NonFinite, diagnose_point
 from tapead.explain import Explanation, explain
 from tapead.minimize import ScipyFunctions
@@ -26,21 +23,6 @@ from tapead.tape import TapeData, validate
 from tapead.tracer import trace
 
 __all__ = ["Tape", "record", "load", "optimize"]
-
-# Tile of points per sweep: keep the hot scratch (slots x directions x tile x 8 B)
-# near L2 (DESIGN.md section 6: P = 128 .. 512; measured here, 64 lost 10-25% to per-op overhead).
-_SCRATCH_BUDGET = 256 * 1024
-_TILE_MIN, _TILE_MAX = 128, 512
-
-
-def tile_size(n_slots: int, n_dirs: int = 0, minimum: int = _TILE_MIN) -> int:
-    """Points per tile: the largest power of two whose scratch fits the budget, within [minimum, 512]."""
-    per_point = 8 * n_slots * (1 + n_dirs)
-    tile = _TILE_MAX
-    while tile > minimum and tile * per_point > _SCRATCH_BUDGET:
-        tile //= 2
-    return tile
-
 
 # Directions per sweep for Jacobians and Hessians: more are split over several sweeps,
 # which keeps scratch (slots x directions x tile) bounded.
@@ -51,34 +33,57 @@ def _chunks(q: int, size: int = _MAX_DIRECTIONS) -> list[slice]:
     return [slice(k, min(q, k + size)) for k in range(0, q, size)]
 
 
-# Points per kernel launch: inputs are converted and seeds sliced one block at a time.
-BLOCK = 1 << 18  # 262,144: each block is one thread-pool launch, which waits when the cores are busy
-
-# Numba's workqueue threading layer crashes on concurrent parallel launches; omp and tbb
-# do not. Launches are serialised until the first one shows which layer is in use.
-_LAUNCH_LOCK = threading.Lock()
-_concurrent_launches_safe = False
+def _empty(out, shape: tuple[int, ...]) -> np.ndarray:
+    return np.empty(shape) if out is None else out
 
 
-def _parallel(kernel, args: tuple) -> None:
-    global _concurrent_launches_safe
-    if _concurrent_launches_safe:
-        kernel(*args)
-        return
-    with _LAUNCH_LOCK:
-        kernel(*args)
-        _concurrent_launches_safe = numba.threading_layer() in ("omp", "tbb")
-
-
-def _output(out, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """A new array, or the caller's ``out`` viewed with ``shape`` (float64, C-contiguous, writable)."""
+def _checked_out(out, public: tuple[int, ...], internal: tuple[int, ...], name: str, inputs=()) -> np.ndarray | None:
+    """The caller's ``out`` (None for a new array) viewed as ``internal``, once it is a writable
+    C-contiguous float64 array of exactly the result's shape ``public`` sharing no memory with
+    ``inputs`` (a numpy memmap works)."""
     if out is None:
-        return np.empty(shape)
+        return None
     if not isinstance(out, np.ndarray) or out.dtype != np.float64 or not out.flags.c_contiguous \
-            or not out.flags.writeable or out.size != int(np.prod(shape)):
-        raise ValueError(f"{name} must be a writable C-contiguous float64 array of {int(np.prod(shape))} "
-                         f"elements (shape {shape}); a numpy memmap works")
-    return out.reshape(shape)
+            or not out.flags.writeable or out.shape != public:
+        got = f"shape {out.shape}, dtype {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"{name} must be a writable C-contiguous float64 array of shape {public} "
+                         f"(a numpy memmap works), got {got}")
+    if any(isinstance(a, np.ndarray) and np.may_share_memory(out, a) for a in inputs):
+        raise ValueError(f"{name} shares memory with an input array: results would overwrite the points "
+                         "being read; pass a separate array")
+    return out.reshape(internal)
+
+
+def _pair(out, method: str) -> tuple:
+    """``out=(a, b)`` of the methods that return two arrays (either may be None)."""
+    if out is None:
+        return None, None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"{method}: out must be a pair (values, {'gradients' if 'grad' in method else 'derivatives'})"
+                        f" of arrays or None, got {type(out).__name__}")
+    return tuple(out)
+
+
+def _blocks(n_points: int, progress=None):
+    """Slices of BLOCK points; ``progress(done, n_points)`` after each."""
+    for start in range(0, n_points, BLOCK):
+        block = slice(start, min(n_points, start + BLOCK))
+        yield block
+        if progress is not None:
+            progress(block.stop, n_points)
+
+
+def _rows(A, step: int, block: slice):
+    """A block's rows of a per-point array (step 1); a shared one (step 0) as it is."""
+    return A[block] if step else A
+
+
+def _unit(n: int, cols: slice) -> np.ndarray:
+    """Seeds (1, n, q): the unit vectors of coordinates ``cols`` (a chunk of the identity)."""
+    q = cols.stop - cols.start
+    S = np.zeros((1, n, q))
+    S[0, np.arange(cols.start, cols.stop), np.arange(q)] = 1.0
+    return S
 
 
 def jacobian_mode(n: int, m: int) -> str:
@@ -88,45 +93,22 @@ def jacobian_mode(n: int, m: int) -> str:
     return "reverse" if 2 + 1.5 * m < 1 + n else "forward"
 
 
-_kernels = None
-
-
-SWEEPS = ("forward_primal", "forward_tangent", "reverse_adjoint", "reverse_hessian")
-
-
-def kernels_cached() -> bool:
-    """Whether Numba's disk cache holds every sweep (then a process loads them in about a second):
-    an index per sweep, written after sweeps.py was (an older one is stale: Numba recompiles)."""
-    from tapead.kernels import sweeps
-
-    cache_dir = os.path.join(os.path.dirname(sweeps.__file__), "__pycache__")
-    names = os.listdir(cache_dir) if os.path.isdir(cache_dir) else []
-    source = os.path.getmtime(sweeps.__file__)
-    return all(
-        any(n.startswith(f"sweeps.{k}") and n.endswith(".nbi")
-            and os.path.getmtime(os.path.join(cache_dir, n)) >= source for n in names)
-        for k in SWEEPS
-    )
-
-
-def _sweeps():
-    """The compiled sweeps, imported on first use; say so when they must be compiled."""
-    global _kernels
-    if _kernels is None:
-        from tapead.kernels import sweeps
-
-        if not kernels_cached():
-            print("compiling tapead kernels, once (a few minutes; later runs load them from the cache) ...",
-                  file=sys.stderr, flush=True)
-        _kernels = sweeps
-    return _kernels
-
-
 def _float_array(a, name: str, shape_text: str) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array of shape {shape_text}, got dtype {a.dtype}")
     return a
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``a``."""
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+def _frozen_all(items: tuple) -> tuple:
+    return tuple(_frozen(a) if isinstance(a, np.ndarray) else a for a in items)
 
 
 def _contiguous(a: np.ndarray) -> np.ndarray:
@@ -153,8 +135,11 @@ class Tape(TapeData):
 
     @classmethod
     def from_data(cls, data: TapeData) -> Tape:
+        """A tape of ``data``'s arrays once validated: copied and read-only, so that nothing can
+        change them after the check (the kernels trust them)."""
         validate(data)
-        return cls(**{k: getattr(data, k) for k in data.__dataclass_fields__})
+        fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
+        return cls(**{k: _frozen(v) if isinstance(v, np.ndarray) else v for k, v in fields.items()})
 
     def save(self, path) -> None:
         """Write the tape to ``path`` in tapead's pickle-free format (see tapead.io); read it with
@@ -192,7 +177,7 @@ class Tape(TapeData):
         if k == 0:
             return np.zeros((1, 0)), 0
         P = _float_array(P, "P", f"(N, {k}) or ({k},)")
-        if P.ndim == 1 and P.shape[0] == k:
+        if (P.ndim == 1 and P.shape[0] == k) or P.shape == (1, k):  # one row for every point
             return _contiguous(P.reshape(1, k)), 0
         if P.ndim == 2 and P.shape == (n_points, k):
             return P, 1
@@ -202,6 +187,13 @@ class Tape(TapeData):
         """Seed directions as (N or 1, width, q) with a point step of 1 or 0, and whether q was given."""
         S = _float_array(S, name, f"(N, {width}), ({width},), (N, {width}, q) or ({width}, q)")
         shape = S.shape
+        if batched and S.ndim == 2 and shape == (n_points, width) == (width, n_points):
+            raise ValueError(
+                f"{name} of shape {shape} with {n_points} points is ambiguous: pass {name}[None] (shape "
+                f"(1, {width}, {width})) for the same {width} directions at every point, or {name}[:, :, None] "
+                "for one direction per point")
+        if S.ndim == 3 and shape[:2] == (1, width):  # q directions shared by every point
+            return _contiguous(S), 0, True
         if batched and S.ndim == 2 and shape == (n_points, width):
             return S[:, :, None], 1, False
         if batched and S.ndim == 3 and shape[:2] == (n_points, width):
@@ -210,7 +202,7 @@ class Tape(TapeData):
             return _contiguous(S.reshape(1, width, 1)), 0, False
         if S.ndim == 2 and shape[0] == width:
             return _contiguous(S[None]), 0, True
-        expected = f"(N, {width}), ({width},), (N, {width}, q) or ({width}, q) with N = {n_points}"
+        expected = f"(N, {width}), ({width},), (N, {width}, q), ({width}, q) or (1, {width}, q) with N = {n_points}"
         raise ValueError(f"{name} must have shape {expected}, got {shape}")
 
     def _shape_out(self, Y: np.ndarray, batched: bool, tail: tuple[int, ...] = ()) -> np.ndarray:
@@ -225,11 +217,12 @@ class Tape(TapeData):
         per-kernel arguments, a (seeds, step) pair for seed arrays (sliced per block when step
         is 1); ``outputs`` are (N, ...) arrays; ``op``: the op codes, if not the tape's."""
         n_points = X.shape[0]
-        sweeps = _sweeps()
+        op = self.op if op is None else op
+        run = runtime.kernel(kernel, op)
         for start in range(0, n_points, BLOCK):
             block = slice(start, min(n_points, start + BLOCK))
             m = block.stop - block.start
-            args = [self.op if op is None else op, *layout, self.const, self.n_in, self.n_params, self.outputs,
+            args = [op, *layout, self.const, self.n_in, self.n_params, self.outputs,
                     _contiguous(X[block]), _contiguous(P[block]) if p_step else P, p_step]
             for item in middle:
                 if isinstance(item, tuple):
@@ -238,11 +231,7 @@ class Tape(TapeData):
                 else:
                     args.append(item)
             args += [out[block] for out in outputs]
-            n_threads = max(1, min(numba.get_num_threads(), -(-m // tile)))
-            if n_threads == 1:  # one tile (a single point, say): no thread-pool launch
-                getattr(sweeps, f"_{kernel.__name__}_tiles")(*args, tile, 1, 0)
-            else:
-                _parallel(kernel, (*args, tile, n_threads))
+            runtime.launch(run, args, min(tile, m), m)  # one point: a one-point tile's scratch
             del args  # before the next block is converted: one block of temporaries at a time
             if progress is not None:
                 progress(block.stop, n_points)
@@ -252,12 +241,12 @@ class Tape(TapeData):
     @cached_property
     def _compact(self) -> tuple:
         """Layout of the forward sweeps: value rows reused (tapead.passes.compact_slots)."""
-        return passes.compact_slots(self)
+        return _frozen_all(passes.compact_slots(self))
 
     @cached_property
     def _chained(self) -> np.ndarray:
         """Op codes of the value and gradient sweeps: dot-product chains marked (passes.chain_ops)."""
-        return passes.chain_ops(self)
+        return _frozen(passes.chain_ops(self))
 
     @cached_property
     def _ssa(self) -> tuple:
@@ -269,58 +258,66 @@ class Tape(TapeData):
         """Layout of the reverse sweep: value rows reused except those of the values it reads
         again (pinned), adjoints in the forward layout's rows (see compact_slots), and the
         per-instruction zeroing and dead flags (passes.reverse_flags)."""
-        values = passes.compact_slots(self, keep=passes.reverse_reads(self))
-        return values, (*self._compact, passes.reverse_flags(self))
+        values = _frozen_all(passes.compact_slots(self, keep=passes.reverse_reads(self)))
+        return values, (*self._compact, _frozen(passes.reverse_flags(self)))
 
     @cached_property
     def _hessian_layout(self) -> tuple:
         """As _reverse, with the values and tangents the Hessian sweep reads pinned."""
-        values = passes.compact_slots(self, keep=passes.reverse_reads(self, second=True))
+        values = _frozen_all(passes.compact_slots(self, keep=passes.reverse_reads(self, second=True)))
         return values, self._reverse[1]
 
     def _primal(self, X, P, Y=None, progress=None) -> np.ndarray:
-        Y = _output(Y, (X.shape[0], self.n_out), "out")
-        self._launch(_sweeps().forward_primal, self._compact, tile_size(self._compact[-1]), X,
+        Y = _empty(Y, (X.shape[0], self.n_out))
+        self._launch("forward_primal", self._compact, tile_size(self._compact[-1]), X,
                      *self._params(P, X.shape[0]),
                      outputs=(Y,), progress=progress, op=self._chained)
         return Y
 
     def _tangent(self, X, P, V, v_step, Y=None, Y_dot=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
         q = V.shape[2]
-        Y = _output(Y, (X.shape[0], self.n_out), "out[0]")
-        Y_dot = _output(Y_dot, (X.shape[0], self.n_out, q), "out[1]")
-        self._launch(_sweeps().forward_tangent, self._compact, tile_size(self._compact[-1], q), X,
+        Y = _empty(Y, (X.shape[0], self.n_out))
+        Y_dot = _empty(Y_dot, (X.shape[0], self.n_out, q))
+        self._launch("forward_tangent", self._compact, tile_size(self._compact[-1], q), X,
                      *self._params(P, X.shape[0]),
                      (V, v_step), outputs=(Y, Y_dot), progress=progress)
         return Y, Y_dot
 
     def _adjoint(self, X, P, W, w_step, Y=None, X_bar=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
         r = W.shape[2]
-        Y = _output(Y, (X.shape[0], self.n_out), "out[0]")
-        X_bar = _output(X_bar, (X.shape[0], self.n_in, r), "out[1]")
+        Y = _empty(Y, (X.shape[0], self.n_out))
+        X_bar = _empty(X_bar, (X.shape[0], self.n_in, r))
         values, adjoints = self._reverse
-        self._launch(_sweeps().reverse_adjoint, values, tile_size(values[-1] + r * adjoints[-2]), X,
+        self._launch("reverse_adjoint", values, tile_size(values[-1] + r * adjoints[-2]), X,
                      *self._params(P, X.shape[0]),
                      *adjoints, (W, w_step), outputs=(Y, X_bar), progress=progress, op=self._chained)
         return Y, X_bar
 
-    def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None):
-        """(Y, grad L, H_L @ V) for L = W . y, forward over reverse, directions in chunks."""
-        n_points, q = X.shape[0], V.shape[2]
-        Y = np.empty((n_points, self.n_out))
-        G = np.empty((n_points, self.n_in))
-        HV = _output(HV, (n_points, self.n_in, q), "out")
-        params = self._params(P, n_points)
-        for cols in _chunks(q):
-            Vc = np.ascontiguousarray(V[:, :, cols])
-            H = HV if cols == slice(0, q) else np.empty((n_points, self.n_in, Vc.shape[2]))
-            values, adjoints = self._hessian_layout
-            rows = (values[-1] + adjoints[-2]) * (1 + Vc.shape[2])  # values, adjoints and their tangents
-            self._launch(_sweeps().reverse_hessian, values, tile_size(rows, minimum=16),
-                         X, *params, *adjoints, (W, w_step), (Vc, v_step), outputs=(Y, G, H), progress=progress)
-            if H is not HV:
-                HV[:, :, cols] = H
-        return Y, G, HV
+    def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None) -> np.ndarray:
+        """H_L @ V for L = W . y (V None: the identity), forward over reverse, BLOCK points and 32
+        directions at a time, so that memory beyond X and the result is bounded."""
+        n, n_points = self.n_in, X.shape[0]
+        q = n if V is None else V.shape[2]
+        HV = _empty(HV, (n_points, n, q))
+        P, p_step = self._params(P, n_points)
+        values, adjoints = self._hessian_layout
+        for block in _blocks(n_points, progress):
+            Xb, Pb = X[block], _rows(P, p_step, block)
+            m = Xb.shape[0]
+            Y, G = np.empty((m, self.n_out)), np.empty((m, n))
+            for cols in _chunks(q):
+                if V is None:
+                    Vc, step = _unit(n, cols), 0
+                else:
+                    Vc, step = np.ascontiguousarray(_rows(V, v_step, block)[:, :, cols]), v_step
+                whole = cols == slice(0, q)
+                H = HV[block] if whole else np.empty((m, n, Vc.shape[2]))
+                rows = (values[-1] + adjoints[-2]) * (1 + Vc.shape[2])  # values, adjoints and their tangents
+                self._launch("reverse_hessian", values, tile_size(rows, minimum=16), Xb, Pb, p_step, *adjoints,
+                             (_rows(W, w_step, block), w_step), (Vc, step), outputs=(Y, G, H))
+                if not whole:
+                    HV[block, :, cols] = H
+        return HV
 
     def _weights(self, W, n_points: int, batched: bool, method: str) -> tuple[np.ndarray, int]:
         """Output weights (N, m) or (m,) for Lagrangian Hessians; optional for a scalar f."""
@@ -339,14 +336,17 @@ class Tape(TapeData):
 
     # ---- public methods ----
 
-    # Every evaluation method takes ``out=`` (arrays to fill, float64 C-contiguous, a numpy
-    # memmap works) and ``progress=`` (called as progress(points_done, n_points) after each
-    # block of BLOCK points): with both, any number of points runs in bounded extra memory.
+    # Every evaluation method takes ``out=`` (arrays to fill of exactly the result's shape,
+    # float64 C-contiguous, sharing no memory with the inputs; a numpy memmap works) and
+    # ``progress=`` (called as progress(points_done, n_points) after each block of BLOCK
+    # points): with both, any number of points runs in bounded extra memory.
 
     def __call__(self, X, *args, out=None, progress=None) -> np.ndarray:
         """Values y = f(x) at every point: (N, *out_shape), or out_shape for one point."""
         (P,) = self._split(args, [], "tape()")
         X, batched = self._points(X)
+        lead = (X.shape[0],) if batched else ()
+        out = _checked_out(out, (*lead, *self.out_shape), (X.shape[0], self.n_out), "out", (X, P))
         return self._shape_out(self._primal(X, P, out, progress), batched)
 
     def value_and_gradient(self, X, *args, out=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
@@ -358,7 +358,11 @@ class Tape(TapeData):
                 "use vjp (or jacobian) instead"
             )
         X, batched = self._points(X)
-        y_out, g_out = out if out is not None else (None, None)
+        N, n = X.shape[0], self.n_in
+        lead = (N,) if batched else ()
+        y_out, g_out = _pair(out, "value_and_gradient")
+        y_out = _checked_out(y_out, lead, (N, 1), "out[0]", (X, P))
+        g_out = _checked_out(g_out, (*lead, n), (N, n, 1), "out[1]", (X, P, y_out))
         Y, X_bar = self._adjoint(X, P, np.ones((1, 1, 1)), 0, y_out, g_out, progress)
         y, g = Y[:, 0], X_bar[:, :, 0]
         return (y, g) if batched else (y[0], g[0])
@@ -368,11 +372,19 @@ class Tape(TapeData):
         return self.value_and_gradient(X, *args, out=(None, out), progress=progress)[1]
 
     def jvp(self, X, *args, out=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
-        """(f(x), J(x) @ v): V of shape (N, n) or (n,) gives (N, m); (N, n, q) or (n, q) gives q directions (N, m, q)."""
+        """(f(x), J(x) @ v): V of shape (N, n) or (n,) gives (N, *out_shape); (N, n, q), (n, q) or
+        (1, n, q) gives q directions (N, *out_shape, q) in one sweep. With exactly n points, an
+        (n, n) V is refused as ambiguous: say V[None] or V[:, :, None]."""
         P, V = self._split(args, ["V"], "jvp")
         X, batched = self._points(X)
         V, v_step, multi = self._seeds(V, "V", self.n_in, X.shape[0], batched)
-        Y, Y_dot = self._tangent(X, P, V, v_step, *(out or (None, None)), progress)
+        N, q = X.shape[0], V.shape[2]
+        lead = (N,) if batched else ()
+        y_out, d_out = _pair(out, "jvp")
+        y_out = _checked_out(y_out, (*lead, *self.out_shape), (N, self.n_out), "out[0]", (X, P, V))
+        d_out = _checked_out(d_out, (*lead, *self.out_shape, *((q,) if multi else ())), (N, self.n_out, q), "out[1]",
+                             (X, P, V, y_out))
+        Y, Y_dot = self._tangent(X, P, V, v_step, y_out, d_out, progress)
         y_dot, tail = (Y_dot, Y_dot.shape[2:]) if multi else (Y_dot[:, :, 0], ())
         return self._shape_out(Y, batched), self._shape_out(y_dot, batched, tail)
 
@@ -381,14 +393,18 @@ class Tape(TapeData):
         P, W = self._split(args, ["W"], "vjp")
         X, batched = self._points(X)
         W = _float_array(W, "W", f"(N, *{self.out_shape}) or {self.out_shape}")
-        m, shape = self.n_out, self.out_shape
-        if batched and W.shape == (X.shape[0], *shape):
+        N, m, shape = X.shape[0], self.n_out, self.out_shape
+        if batched and W.shape == (N, *shape):
             W, w_step = W.reshape(-1, m, 1), 1
         elif W.shape == shape:
             W, w_step = _contiguous(W.reshape(1, m, 1)), 0
         else:
             raise ValueError(f"W must have shape (N, *{shape}) or {shape} (the outputs' shape), got {W.shape}")
-        Y, X_bar = self._adjoint(X, P, W, w_step, *(out or (None, None)), progress)
+        lead = (N,) if batched else ()
+        y_out, b_out = _pair(out, "vjp")
+        y_out = _checked_out(y_out, (*lead, *shape), (N, m), "out[0]", (X, P, W))
+        b_out = _checked_out(b_out, (*lead, self.n_in), (N, self.n_in, 1), "out[1]", (X, P, W, y_out))
+        Y, X_bar = self._adjoint(X, P, W, w_step, y_out, b_out, progress)
         x_bar = X_bar[:, :, 0]
         return self._shape_out(Y, batched), (x_bar if batched else x_bar[0])
 
@@ -400,7 +416,7 @@ class Tape(TapeData):
     def _jvp_tangent(self, X, *args, V) -> np.ndarray:
         return self.jvp(X, *args, V)[1]
 
-    def jacobian(self, X, *args, mode: str = "auto", out=None) -> np.ndarray:
+    def jacobian(self, X, *args, mode: str = "auto", out=None, progress=None) -> np.ndarray:
         """The Jacobian (N, *out_shape, n) at every point (out_shape + (n,) for one point).
 
         ``mode="forward"`` runs tangent sweeps with all n unit directions at once,
@@ -409,21 +425,23 @@ class Tape(TapeData):
         n > 1.5 m + 1). Directions beyond 32 are split over several sweeps.
         """
         (P,) = self._split(args, [], "jacobian")
+        if mode not in ("auto", "forward", "reverse"):
+            raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
         X, batched = self._points(X)
-        n, m, n_points = self.n_in, self.n_out, X.shape[0]
+        n, m, N = self.n_in, self.n_out, X.shape[0]
         if mode == "auto":
             mode = jacobian_mode(n, m)
-        J = _output(out, (n_points, m, n), "out")
-        if mode == "forward":
-            for cols in _chunks(n):
-                seeds = np.ascontiguousarray(np.eye(n)[None, :, cols])
-                J[:, :, cols] = self._tangent(X, P, seeds, 0)[1]
-        elif mode == "reverse":
-            for rows in _chunks(m):
-                seeds = np.ascontiguousarray(np.eye(m)[None, :, rows])
-                J[:, rows, :] = self._adjoint(X, P, seeds, 0)[1].transpose(0, 2, 1)
-        else:
-            raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+        lead = (N,) if batched else ()
+        J = _empty(_checked_out(out, (*lead, *self.out_shape, n), (N, m, n), "out", (X, P)), (N, m, n))
+        P, p_step = self._params(P, N)
+        for block in _blocks(N, progress):
+            Xb, Pb = X[block], _rows(P, p_step, block)
+            if mode == "forward":
+                for cols in _chunks(n):
+                    J[block, :, cols] = self._tangent(Xb, Pb, _unit(n, cols), 0)[1]
+            else:
+                for rows in _chunks(m):
+                    J[block, rows, :] = self._adjoint(Xb, Pb, _unit(m, rows), 0)[1].transpose(0, 2, 1)
         return self._shape_out(J, batched, (n,))
 
     def hessian(self, X, *args, W=None, out=None, progress=None) -> np.ndarray:
@@ -433,18 +451,23 @@ class Tape(TapeData):
         """
         (P,) = self._split(args, [], "hessian")
         X, batched = self._points(X)
-        W, w_step = self._weights(W, X.shape[0], batched, "hessian")
-        seeds = np.eye(self.n_in)[None]
-        H = self._hessian(X, P, W, w_step, seeds, 0, out, progress)[2]
+        N, n = X.shape[0], self.n_in
+        W, w_step = self._weights(W, N, batched, "hessian")
+        out = _checked_out(out, ((N,) if batched else ()) + (n, n), (N, n, n), "out", (X, P, W))
+        H = self._hessian(X, P, W, w_step, None, 0, out, progress)
         return H if batched else H[0]
 
     def hvp(self, X, *args, W=None, out=None, progress=None) -> np.ndarray:
-        """Hessian-vector products H(x) @ v: V (N, n) or (n,) gives (N, n); (N, n, q) or (n, q) gives (N, n, q)."""
+        """Hessian-vector products H(x) @ v: V (N, n) or (n,) gives (N, n); (N, n, q), (n, q) or
+        (1, n, q) gives (N, n, q). With exactly n points an (n, n) V is ambiguous, as for jvp."""
         P, V = self._split(args, ["V"], "hvp")
         X, batched = self._points(X)
         V, v_step, multi = self._seeds(V, "V", self.n_in, X.shape[0], batched)
-        W, w_step = self._weights(W, X.shape[0], batched, "hvp")
-        HV = self._hessian(X, P, W, w_step, V, v_step, out, progress)[2]
+        N, n, q = X.shape[0], self.n_in, V.shape[2]
+        W, w_step = self._weights(W, N, batched, "hvp")
+        public = ((N,) if batched else ()) + (n,) + ((q,) if multi else ())
+        HV = self._hessian(X, P, W, w_step, V, v_step, _checked_out(out, public, (N, n, q), "out", (X, P, V, W)),
+                           progress)
         HV = HV if multi else HV[:, :, 0]
         return HV if batched else HV[0]
 
@@ -466,7 +489,7 @@ class Tape(TapeData):
         """(rows, cols) of the structural nonzeros of the Hessian of sum_i w_i f_i (both triangles)."""
         return self._hessian_coloring.rows, self._hessian_coloring.cols
 
-    def sparse_jacobian(self, X, *args) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    def sparse_jacobian(self, X, *args, progress=None) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """((rows, cols), values (N, nnz)): the Jacobian from one forward sweep per color.
 
         ``sparsity.to_scipy((rows, cols), values[k], shape)`` gives point k's scipy.sparse matrix.
@@ -474,20 +497,30 @@ class Tape(TapeData):
         (P,) = self._split(args, [], "sparse_jacobian")
         X, batched = self._points(X)
         coloring = self._jacobian_coloring
-        B = np.empty((X.shape[0], self.n_out, coloring.n_colors))
-        for cols in _chunks(coloring.n_colors):
-            B[:, :, cols] = self._tangent(X, P, np.ascontiguousarray(coloring.seeds[None, :, cols]), 0)[1]
-        values = B[:, coloring.source_row, coloring.source_col]
+        N = X.shape[0]
+        P, p_step = self._params(P, N)
+        values = np.empty((N, coloring.rows.size))
+        for block in _blocks(N, progress):
+            B = np.empty((block.stop - block.start, self.n_out, coloring.n_colors))
+            for cols in _chunks(coloring.n_colors):
+                seeds = np.ascontiguousarray(coloring.seeds[None, :, cols])
+                B[:, :, cols] = self._tangent(X[block], _rows(P, p_step, block), seeds, 0)[1]
+            values[block] = B[:, coloring.source_row, coloring.source_col]
         return (coloring.rows, coloring.cols), (values if batched else values[0])
 
-    def sparse_hessian(self, X, *args, W=None) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    def sparse_hessian(self, X, *args, W=None, progress=None) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """((rows, cols), values (N, nnz)): the Hessian from star-colored forward-over-reverse sweeps."""
         (P,) = self._split(args, [], "sparse_hessian")
         X, batched = self._points(X)
-        W, w_step = self._weights(W, X.shape[0], batched, "sparse_hessian")
+        N = X.shape[0]
+        W, w_step = self._weights(W, N, batched, "sparse_hessian")
         coloring = self._hessian_coloring
-        B = self._hessian(X, P, W, w_step, np.ascontiguousarray(coloring.seeds[None]), 0)[2]
-        values = B[:, coloring.source_row, coloring.source_col]
+        P, p_step = self._params(P, N)
+        values = np.empty((N, coloring.rows.size))
+        for block in _blocks(N, progress):
+            B = self._hessian(X[block], _rows(P, p_step, block), _rows(W, w_step, block), w_step,
+                              np.ascontiguousarray(coloring.seeds[None]), 0)
+            values[block] = B[:, coloring.source_row, coloring.source_col]
         return (coloring.rows, coloring.cols), (values if batched else values[0])
 
     def to_scipy(self, *args) -> ScipyFunctions:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tapead.kernels.tiles import CHAIN_ADDMULC, CHAIN_END, CHAIN_LINK, CHAIN_MULC
 from tapead.ops import BY_NAME, CONST, OPS, _mentions, numpy_function
 from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
 
@@ -209,7 +210,8 @@ def fuse_multiply_add(tape: TapeData) -> TapeData:
 
 # codes the value and gradient sweeps know beyond OPS (chain_ops): a chain's first instruction,
 # a mulc or an addmulc; the addmulcs inside it; its last instruction
-CHAIN_MULC, CHAIN_ADDMULC, CHAIN_LINK, CHAIN_END = range(len(OPS), len(OPS) + 4)
+if len(OPS) > CHAIN_MULC:  # the chain codes must stay above every op code
+    raise ImportError(f"{len(OPS)} ops: the chain op codes of tapead.kernels.tiles collide with the table's")
 
 
 def chain_ops(tape: TapeData, min_length: int = 3) -> np.ndarray:

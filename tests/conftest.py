@@ -22,12 +22,20 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def pytest_sessionstart(session):
-    """On a cold cache, compile the sweeps in parallel processes (tapead warmup) before the
-    first test needs them: Numba compiles on one core, and this halves the wait on two."""
-    from tapead.api import kernels_cached
-    from tapead.cli import warmup
+    """The tests run the full sweeps (random tapes use every op): no sweeps specialised per tape."""
+    from tapead import runtime
 
-    if not kernels_cached():
+    runtime.specialise = False
+
+
+def pytest_collection_finish(session):
+    """On a cold cache, a large run compiles the sweeps in parallel processes (tapead warmup)
+    before the first test needs them: Numba compiles on one core. A small run compiles only
+    the sweeps its tests use, when they use them."""
+    from tapead.cli import warmup
+    from tapead.runtime import kernels_cached
+
+    if len(session.items) > 100 and not kernels_cached():
         warmup()
 
 OP_ROWS = [spec for spec in OPS if spec.code > CONST]
