@@ -11,10 +11,17 @@ is your Jacobian?", SIAM Review 47, 2005).
 * Hessian: greedy star coloring (GMP05 algorithm 4.1), largest degree first: a proper coloring
   in which every path on four vertices uses at least three colors, so each entry is read
   directly from one of two compressed columns; an arrowhead needs 2 colors, not n.
+
+Sets of inputs, rows and vertices are Python ints used as bitsets, so one union or test costs
+a pass over n / 30 machine digits in C: both colorings take a few such operations per nonzero
+and per color tried, O(nnz + n * colors) in all, where walking neighbours of neighbours took
+O(n^4) on a dense Hessian. A pattern at least ``DENSE`` full (a Jacobian row that wide, which
+alone needs that many colors) is not colored at all: each column gets its own color.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,11 +42,17 @@ _NONZERO_SECOND = [
 ]
 
 
-def _bits(mask: int):
+def _bits(mask: int) -> list[int]:
+    """The positions of a bitset's set bits, ascending."""
+    if mask.bit_count() > 32:  # many: one pass in C
+        data = np.frombuffer(mask.to_bytes((mask.bit_length() + 7) // 8, "little"), dtype=np.uint8)
+        return np.flatnonzero(np.unpackbits(data, bitorder="little")).tolist()
+    found = []  # few: peel off the lowest, one at a time
     while mask:
         low = mask & -mask
-        yield low.bit_length() - 1
+        found.append(low.bit_length() - 1)
         mask ^= low
+    return found
 
 
 def _operands(tape: TapeData, i: int) -> list[int]:
@@ -59,12 +72,9 @@ def _dependencies(tape: TapeData) -> list[int]:
 
 
 def _pattern(row_masks: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    rows, cols = [], []
-    for r, mask in enumerate(row_masks):
-        for c in _bits(mask):
-            rows.append(r)
-            cols.append(c)
-    return np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
+    cols = [_bits(mask) for mask in row_masks]
+    rows = np.repeat(np.arange(len(cols), dtype=np.int64), [len(c) for c in cols])
+    return rows, np.fromiter(itertools.chain.from_iterable(cols), dtype=np.int64, count=len(rows))
 
 
 def jacobian_pattern(tape: TapeData) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +88,9 @@ def hessian_pattern(tape: TapeData) -> tuple[np.ndarray, np.ndarray]:
     deps = _dependencies(tape)
     live = np.zeros(tape.n_slots, dtype=bool)
     live[tape.outputs] = True
-    rows = [0] * tape.n_in
+    # a second partial couples every input of deps[a] with every input of deps[b]: collected per
+    # operand slot first (x_i * s, i = 1..n, meet s n times), then spread over the rows once
+    partners = [0] * tape.n_slots
     for i in range(tape.n_slots - 1, tape.n_in + tape.n_params - 1, -1):
         if not live[i]:
             continue
@@ -86,17 +98,25 @@ def hessian_pattern(tape: TapeData) -> tuple[np.ndarray, np.ndarray]:
         for a, nonzero in zip(args, _NONZERO_PARTIAL[tape.op[i]]):
             live[a] |= nonzero
         for j, k in _NONZERO_SECOND[tape.op[i]]:
-            for r in _bits(deps[args[j]]):
-                rows[r] |= deps[args[k]]
-            for r in _bits(deps[args[k]]):
-                rows[r] |= deps[args[j]]
+            a, b = args[j], args[k]
+            partners[a] |= deps[b]
+            partners[b] |= deps[a]
+    rows = [0] * tape.n_in
+    for a, partner in enumerate(partners):
+        if partner:
+            for r in _bits(deps[a]):
+                rows[r] |= partner
     return _pattern(rows)
+
+
+DENSE = 0.9  # a pattern this full leaves a coloring almost nothing to save: each column its own color
 
 
 @dataclass(frozen=True)
 class Coloring:
     """A compressed evaluation: ``seeds`` (n, n_colors) are the directions to sweep; entry
-    ``(rows[k], cols[k])`` is read from the compressed result at ``[source_row[k], source_col[k]]``."""
+    ``(rows[k], cols[k])`` is read from the compressed result at ``[source_row[k], source_col[k]]``.
+    ``dense``: the pattern was (nearly) dense, and every column got its own color."""
 
     rows: np.ndarray
     cols: np.ndarray
@@ -105,6 +125,11 @@ class Coloring:
     seeds: np.ndarray
     source_row: np.ndarray
     source_col: np.ndarray
+    dense: bool = False
+
+    def stats(self) -> dict:
+        """Structural nonzeros, colors (sweeps or directions) and whether the dense fallback was taken."""
+        return {"nnz": len(self.rows), "colors": self.n_colors, "dense": self.dense}
 
 
 def _greedy_order(degree: np.ndarray) -> np.ndarray:
@@ -117,61 +142,104 @@ def _seeds(colors: np.ndarray, n_colors: int) -> np.ndarray:
     return seeds
 
 
-def _smallest_free(forbidden: set[int]) -> int:
-    c = 0
-    while c in forbidden:
-        c += 1
-    return c
+def _masks(major: np.ndarray, minor: np.ndarray, n: int) -> tuple[list[int], list[list[int]]]:
+    """Per major index: the bitset of its minor indices, and their list."""
+    masks, lists = [0] * n, [[] for _ in range(n)]
+    for a, b in zip(major.tolist(), minor.tolist()):
+        masks[a] |= 1 << b
+        lists[a].append(b)
+    return masks, lists
+
+
+def _first_free(forbidden: int, classes: list[int]) -> int:
+    """The smallest color whose class (bitset of the vertices holding it) misses ``forbidden``;
+    ``len(classes)`` when none does."""
+    k = 0
+    while k < len(classes) and forbidden & classes[k]:
+        k += 1
+    return k
+
+
+def _bool_rows(masks: list[int], n: int) -> np.ndarray:
+    """Bitsets as the rows of a boolean (len(masks), n) array."""
+    data = b"".join(m.to_bytes((n + 7) // 8, "little") for m in masks)
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+    return bits.reshape(len(masks), -1)[:, :n].astype(bool)
 
 
 def color_columns(pattern: tuple[np.ndarray, np.ndarray], n: int) -> Coloring:
-    """Distance-2 coloring of the column intersection graph: columns sharing a row differ."""
+    """Distance-2 coloring of the column intersection graph: columns sharing a row differ.
+
+    Bitsets: a column's conflicts are the union of its rows, a color is free when its class
+    misses them, so a column costs one OR per row and one AND per color tried.
+    """
     rows, cols = pattern
-    row_cols: dict[int, list[int]] = {}
-    col_rows: list[list[int]] = [[] for _ in range(n)]
-    for r, c in zip(rows.tolist(), cols.tolist()):
-        row_cols.setdefault(r, []).append(c)
-        col_rows[c].append(r)
-    colors = np.full(n, -1, dtype=np.int64)
-    degree = np.array([sum(len(row_cols[r]) for r in col_rows[c]) for c in range(n)])
-    for c in _greedy_order(degree):
-        forbidden = {colors[k] for r in col_rows[c] for k in row_cols[r] if colors[k] >= 0}
-        colors[c] = _smallest_free(forbidden)
+    n_rows = int(rows.max()) + 1 if len(rows) else 0
+    width = np.bincount(rows, minlength=n_rows)
+    dense = len(rows) > 0 and width.max() >= DENSE * n  # a row this wide needs as many colors
+    if dense:
+        colors = np.arange(n, dtype=np.int64)
+    else:
+        row_cols = _masks(rows, cols, n_rows)[0]
+        col_rows = _masks(cols, rows, n)[1]
+        colors = np.full(n, -1, dtype=np.int64)
+        classes: list[int] = []
+        for c in _greedy_order(np.bincount(cols, weights=width[rows], minlength=n)).tolist():
+            conflicts = 0
+            for r in col_rows[c]:
+                conflicts |= row_cols[r]
+            colors[c] = k = _first_free(conflicts, classes)
+            if k == len(classes):
+                classes.append(0)
+            classes[k] |= 1 << c
     n_colors = int(colors.max()) + 1 if n else 0
-    return Coloring(rows, cols, colors, n_colors, _seeds(colors, n_colors), rows, colors[cols])
+    return Coloring(rows, cols, colors, n_colors, _seeds(colors, n_colors), rows, colors[cols], dense)
 
 
 def star_color(pattern: tuple[np.ndarray, np.ndarray], n: int) -> Coloring:
-    """Greedy star coloring of the Hessian's adjacency graph and its direct recovery."""
+    """Greedy star coloring of the (symmetric) Hessian pattern's adjacency graph and its direct recovery.
+
+    Bitsets per vertex (neighbours) and per color (its class; the vertices with at least one,
+    and at least two, neighbours of that color), so a vertex costs one OR per neighbour and one
+    AND per color tried instead of a walk over paths of three edges.
+    """
     rows, cols = pattern
-    adjacent: list[set[int]] = [set() for _ in range(n)]
-    for r, c in zip(rows.tolist(), cols.tolist()):
-        if r != c:
-            adjacent[r].add(c)
-    colors = np.full(n, -1, dtype=np.int64)
-    for v in _greedy_order(np.array([len(a) for a in adjacent])):
-        forbidden = set()
-        for w in adjacent[v]:
-            if colors[w] >= 0:
-                forbidden.add(colors[w])
-            for x in adjacent[w]:
-                if x == v or colors[x] < 0:
-                    continue
-                if colors[w] < 0:
-                    forbidden.add(colors[x])  # v and x would share a color two steps apart
-                elif any(colors[y] == colors[w] for y in adjacent[x] if y != w):
-                    forbidden.add(colors[x])  # v-w-x-y would be a two-colored path
-        colors[v] = _smallest_free(forbidden)
+    off = rows != cols
+    dense = len(rows) >= DENSE * n * n
+    if dense:
+        colors = np.arange(n, dtype=np.int64)
+    else:
+        adjacent, neighbours = _masks(rows[off], cols[off], n)
+        color = [-1] * n
+        classes: list[int] = []
+        once: list[int] = []  # per color: the vertices with a neighbour of that color
+        twice: list[int] = []  # ... with two or more
+        for v in _greedy_order(np.array([m.bit_count() for m in adjacent])).tolist():
+            forbidden = adjacent[v]  # a neighbour's color
+            for w in neighbours[v]:
+                j = color[w]
+                # uncolored w: v's color would meet x's two steps apart, at the ends of v-w-x;
+                # colored w: x's color would close v-w-x-y on two colors, y another j-neighbour of x
+                forbidden |= adjacent[w] if j < 0 else adjacent[w] & twice[j]
+            color[v] = k = _first_free(forbidden, classes)
+            if k == len(classes):
+                classes.append(0)
+                once.append(0)
+                twice.append(0)
+            classes[k] |= 1 << v
+            twice[k] |= once[k] & adjacent[v]
+            once[k] |= adjacent[v]
+        colors = np.array(color, dtype=np.int64)
     n_colors = int(colors.max()) + 1 if n else 0
-    # H[i, j] = B[i, color j] when j is i's only neighbour of its color, else B[j, color i]
-    source_row, source_col = rows.copy(), colors[cols].copy()
-    for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist())):
-        if i == j or not any(colors[u] == colors[j] for u in adjacent[i] if u != j):
-            continue
-        if any(colors[u] == colors[i] for u in adjacent[j] if u != i):
-            raise AssertionError(f"star coloring failed at ({i}, {j})")  # cannot happen
-        source_row[k], source_col[k] = j, colors[i]
-    return Coloring(rows, cols, colors, n_colors, _seeds(colors, n_colors), source_row, source_col)
+    source_row, source_col = rows.copy(), colors[cols]
+    if not dense and n_colors:
+        # H[i, j] = B[i, color j] unless i has another neighbour of j's color; then B[j, color i]
+        has_two = _bool_rows(twice, n)  # [k, i]: i has two or more neighbours of color k
+        swap = off & has_two[colors[cols], rows]
+        if np.any(has_two[colors[rows[swap]], cols[swap]]):
+            raise AssertionError("star coloring failed")  # cannot happen
+        source_row[swap], source_col[swap] = cols[swap], colors[rows[swap]]
+    return Coloring(rows, cols, colors, n_colors, _seeds(colors, n_colors), source_row, source_col, dense)
 
 
 def to_scipy(pattern: tuple[np.ndarray, np.ndarray], values: np.ndarray, shape: tuple[int, int]):
