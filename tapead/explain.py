@@ -373,7 +373,11 @@ def explain(tape: TapeData, x, p=(), wrt: int | str | np.ndarray = 0, y_bar=None
         x_dot[int(wrt)] = 1.0
     else:
         x_dot = np.asarray(wrt, dtype=float).reshape(tape.n_in)
-    y_bar = np.eye(tape.n_out)[0] if y_bar is None else np.asarray(y_bar, dtype=float).reshape(tape.n_out)
+    if y_bar is None:
+        y_bar = np.zeros(tape.n_out)  # the first output's unit weight
+        y_bar[:1] = 1.0
+    else:
+        y_bar = np.asarray(y_bar, dtype=float).reshape(tape.n_out)
     v, v_dot = reference.tangents(tape, x, p, x_dot)
     _, v_bar = reference.adjoints(tape, x, p, y_bar)
     partials = {}

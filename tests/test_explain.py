@@ -19,6 +19,8 @@ import tapead.dot
 from tapead import reference
 from tapead.dot import GraphvizNotFound, quote, render, to_dot
 from tapead.explain import MAX_PATHS, explain
+from tapead.ops import BY_NAME
+from tapead.tape import TapeData
 
 from .conftest import random_tapes
 
@@ -193,6 +195,17 @@ def test_large_tapes_are_summarised():
     assert str(wide).startswith("Evaluation trace at x1 = 1, x2 = 1, x3 = 1, x4 = 1, x5 = 1, x6 = 1, x7 = 1, "
                                 "x8 = 1, ... (4992 more)\n")
     assert "seed x_dot = (1, 0, 0, 0, 0, 0, 0, 0, ... (4992 more))" in str(wide)
+
+
+def test_explain_builds_no_identity_for_many_outputs():
+    n_out = 300_000  # np.eye(n_out) would be 720 GB
+    op = np.array([BY_NAME["input"].code, BY_NAME["sin"].code], dtype=np.int32)  # y_k = sin x for every k
+    tape = TapeData(op=op, arg0=np.array([-1, 0], dtype=np.int32),
+                    arg1=np.array([-1, -1], dtype=np.int32), arg2=np.array([-1, -1], dtype=np.int32),
+                    const=np.zeros(2), outputs=np.ones(n_out, dtype=np.int32), n_in=1, out_shape=(n_out,))
+    e = explain(tape, [0.5])
+    assert e.y_bar[0] == 1.0 and e.y_bar.sum() == 1.0 and e.v_bar[0] == np.cos(0.5)
+    assert f"{n_out - 60} more outputs not shown" in str(e)
 
 
 # ---- HTML -------------------------------------------------------------------------------
