@@ -59,7 +59,7 @@ def to_dot(tape: TapeData, x=None, p=(), names=None, max_nodes: int = MAX_NODES)
     tape : TapeData
         The recorded function.
     x : array_like or None
-        A point (``n_in`` numbers). Without it the graph shows only structure.
+        One point, shape ``(n_in,)`` or ``(1, n_in)``. Without it the graph shows only structure.
     p : array_like, optional
         The parameters at that point (``n_params`` numbers).
     names : sequence of str, optional
@@ -98,7 +98,10 @@ def to_dot(tape: TapeData, x=None, p=(), names=None, max_nodes: int = MAX_NODES)
         raise ValueError(f"names must name the tape's {tape.n_in} inputs, got {len(names)}")
     v = None
     if x is not None:
-        x = np.asarray(x, dtype=float).reshape(tape.n_in)
+        x = np.asarray(x, dtype=float)
+        if x.shape not in ((tape.n_in,), (1, tape.n_in)):
+            raise ValueError(f"to_dot draws one point, of shape ({tape.n_in},) or (1, {tape.n_in}), got {x.shape}")
+        x = x.reshape(tape.n_in)
         v = reference.values(tape, x, np.asarray(p, dtype=float).reshape(tape.n_params))
     outputs: dict[int, list[str]] = {}
     for j, s in enumerate(tape.outputs):

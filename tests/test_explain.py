@@ -332,6 +332,19 @@ def test_dot_of_random_tapes_parses(tape):
     assert len(edges) == arity
 
 
+def test_dot_takes_exactly_one_point(seed):
+    assert to_dot(seed, [[2.0, 5.0]]) == to_dot(seed, [2.0, 5.0])
+    for bad in (np.ones((2, 2)), np.ones((0, 2)), np.ones(3), np.ones((2, 1))):
+        with pytest.raises(ValueError, match=r"one point, of shape \(2,\) or \(1, 2\), got"):
+            to_dot(seed, bad)
+
+
+@pytest.mark.xfail(strict=True, reason="api.Tape.to_dot passes only X[0] of a batch to dot.to_dot (api.py)")
+def test_tape_to_dot_refuses_a_batch(seed):
+    with pytest.raises(ValueError, match="one point"):
+        seed.to_dot(np.ones((2, 2)))
+
+
 def test_dot_quotes_and_escapes_labels():
     assert quote('a "b" \\ c\nd') == '"a \\"b\\" \\\\ c\\nd"'
     nodes, _ = parse_dot(to_dot(tapead.record(lambda x: x[0] + 1.0, 1), [1.0], names=["q"]))
