@@ -14,6 +14,8 @@ derivatives of ``where`` never pick up the unselected branch's NaN.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from tapead.ops import CONST, OPS, numpy_function
@@ -21,10 +23,34 @@ from tapead.tape import TapeData
 
 __all__ = ["values", "local_partials", "tangents", "adjoints", "hessian_vector", "evaluate", "jvp", "vjp"]
 
-_PRIMAL = [numpy_function(s.primal) for s in OPS]
-_PARTIALS = [[numpy_function(e) for e in s.partials] for s in OPS]
-_SECOND = [[numpy_function(e) for e in s.second] for s in OPS]
 _F = np.float64
+
+
+class _CPowNumpy:
+    """numpy as the table's formulas see it here, except that ``np.power`` is C99's pow.
+
+    numpy's np.power of two float64 scalars takes y == 0.5 as sqrt(x): NaN at x = -inf and -0
+    at x = -0, where C99 pow (Annex F.9.4.4: +inf and +0), Numba's np.power in the kernels and
+    numpy's own array loop agree. The float64 ``**`` operator calls C's pow.
+    """
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def power(x, y):
+        return _F(x) ** _F(y)
+
+
+def _table_function(expr: str):
+    """The table's formula ``expr`` as ops.numpy_function builds it, with C's pow for np.power."""
+    f = numpy_function(expr)
+    return types.FunctionType(f.__code__, {**f.__globals__, "np": _CPowNumpy()})
+
+
+_PRIMAL = [_table_function(s.primal) for s in OPS]
+_PARTIALS = [[_table_function(e) for e in s.partials] for s in OPS]
+_SECOND = [[_table_function(e) for e in s.second] for s in OPS]
 
 
 def mz(a, b):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import math
 import re
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from tapead.explain import MAX_PATHS, explain
 from tapead.ops import BY_NAME
 from tapead.tape import TapeData
 
-from .conftest import random_tapes
+from .conftest import one_op_tape, random_tapes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -386,3 +387,43 @@ def test_render_without_graphviz_says_how_to_install(monkeypatch, tmp_path):
 def test_dot_docstring_examples_run():
     result = doctest.testmod(tapead.dot, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ---- the reference interpreter's pow is C99's, as the kernels' is --------------------------------
+
+SPECIAL = [-math.inf, -3.0, -2.5, -1.0, -0.5, -0.0, 0.0, 0.5, 1.0, 2.5, 3.0, math.inf, math.nan]
+
+
+def _same(a, b) -> bool:
+    """Equal as IEEE values: NaN to NaN, and a zero's sign counts."""
+    return bool(np.isnan(a) and np.isnan(b)) or (a == b and np.signbit(a) == np.signbit(b))
+
+
+def test_reference_pow_at_minus_inf_and_minus_zero_is_c99():
+    # C99 F.9.4.4: pow(-inf, y) = +inf and pow(-0, y) = +0 for y > 0 not an odd integer
+    # (numpy's scalar np.power takes y = 0.5 as sqrt: NaN and -0)
+    for name, y in (("powc", 0.5), ("powc", 2.5), ("pow", 0.5)):
+        tape = one_op_tape(BY_NAME[name], y)
+        point = (lambda x: [x]) if name == "powc" else (lambda x: [x, y])
+        assert reference.values(tape, point(-math.inf))[-1] == math.inf
+        zero = reference.values(tape, point(-0.0))[-1]
+        assert zero == 0.0 and not np.signbit(zero)
+    assert reference.local_partials(one_op_tape(BY_NAME["powc"], 1.5), np.array([-math.inf, math.inf]), 1) == [math.inf]
+
+
+def test_reference_pow_matches_the_kernels_and_c_at_special_values():
+    exponents = SPECIAL + [2.0, -2.0, 1.5, -1.5]
+    cases = [(one_op_tape(BY_NAME["pow"]), np.array([(x, y) for x in SPECIAL for y in exponents]))]
+    cases += [(one_op_tape(BY_NAME["powc"], c), np.array(SPECIAL)[:, None]) for c in exponents]
+    for tape, points in cases:
+        kernel_y, kernel_g = tape.value_and_gradient(points)
+        for x, y, g in zip(points.tolist(), kernel_y, kernel_g):
+            v = reference.values(tape, x)
+            x_bar = reference.adjoints(tape, x, (), [1.0])[1][: tape.n_in]
+            assert _same(v[-1], y) and all(map(_same, x_bar, g)), (tape.op[-1], x, tape.const[-1], v[-1], y, x_bar, g)
+            base, exponent = x[0], (x[1] if tape.n_in == 2 else tape.const[-1])
+            try:
+                c_pow = math.pow(base, exponent)  # C's pow, where it signals no error
+            except (ValueError, OverflowError):
+                continue
+            assert _same(v[-1], c_pow), (base, exponent)
