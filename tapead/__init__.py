@@ -8,9 +8,10 @@ See README.md and ../shared/DESIGN.md.
 
 from tapead.api import Tape, load, optimize, record
 from tapead.tape import TapeError, validate
-from tapead.tracer import FUNCTIONS, TracedArray, Var
+from tapead.tracer import FUNCTIONS, FrozenRandomWarning, TracedArray, Var, asarray
 
 globals().update(FUNCTIONS)  # tapead.sin, tapead.where, tapead.maximum, ... from the op table
 
-__all__ = ["Tape", "TapeError", "TracedArray", "Var", "load", "optimize", "record", "validate", *FUNCTIONS]
+__all__ = ["FrozenRandomWarning", "Tape", "TapeError", "TracedArray", "Var", "asarray", "load", "optimize", "record",
+           "validate", *FUNCTIONS]
 __version__ = "0.1.0"

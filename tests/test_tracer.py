@@ -141,9 +141,10 @@ def test_math_functions_name_tapead_sin():
         tapead.record(lambda x: math.sin(x[0]), 1)
 
 
-def test_np_where_names_tapead_where():
-    with pytest.raises(TypeError, match="tapead.where"):
-        tapead.record(lambda x: np.where(x > 0, x, 0.0).sum(), 2)
+def test_np_where_records_a_select_and_one_argument_np_where_names_the_select(rng):
+    check_against_numpy(lambda x: np.where(x > 0, x, 0.0).sum(), 2, rng.normal(size=(20, 2)))
+    with pytest.raises(TypeError, match=r"np.where\(cond\) with one argument.*tapead.where"):
+        tapead.record(lambda x: np.where(x > 0)[0], 2)
 
 
 def test_untraceable_ufunc_and_bad_return():
