@@ -290,6 +290,20 @@ def test_inverse_pivots_per_point():
         assert_close(J[k], expected, rtol=1e-12, atol=1e-12)
 
 
+def test_second_derivatives_through_pivoting_and_cholesky():
+    """Hessians of scalars of solve and cholesky equal central differences of the gradient, at
+    points that pivot differently."""
+    def f(x):
+        A = x.reshape(3, 3)
+        return np.linalg.solve(A, [1.0, 2.0, 3.0]).sum() + np.linalg.cholesky(A @ A.T + np.eye(3))[2, 1]
+
+    tape = tapead.record(f, 9)
+    X = np.array([(np.eye(3)[[1, 0, 2]] + 0.2 * np.arange(9).reshape(3, 3) / 9).ravel(),
+                  (np.eye(3)[[2, 0, 1]] - 0.3).ravel()])
+    H = tape.hessian(X)
+    assert_close(H, central_differences(tape.gradient, X), rtol=1e-6, atol=1e-6)
+
+
 def test_det_is_exact_at_singular_matrices():
     tape = tapead.record(lambda x: np.linalg.det(x.reshape(3, 3)), 9)
     A = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])  # rank 2
