@@ -35,7 +35,8 @@ from numba import njit
 
 from tapead.kernels import vmath
 from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
-                                  _load, _mz, _seed_tangents, _store_gradient, _zero, _zero2, _zero_flagged)
+                                  _load, _mz, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
+                                  _zero_flagged)
 
 
 @njit(**INNER)
@@ -3107,10 +3108,10 @@ def _where_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
 
 
 @njit(**FLAGS)
-def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, Y, tile, n_threads, t):
+def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, Y, tile, n_threads, t):
     """Values: Y[k, j] = y_j(X[k]) for the points k of tiles t, t + n_threads, ..."""
     n_slots = op.shape[0]
-    n_points = X.shape[0]
+    n_points = Y.shape[0]  # X may be one row for all points (x_step 0)
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     buf = np.empty((tile, max(X.shape[1], P.shape[1])))  # see _load
@@ -3118,7 +3119,7 @@ def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, o
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, 1, res, 0, v, start, m, buf)
+        _load(X, x_step, res, 0, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
@@ -3262,10 +3263,10 @@ def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, o
 
 
 @njit(**FLAGS)
-def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, t):
+def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, t):
     """Values and q tangents in one sweep: Y_dot[k, :, d] = J(X[k]) @ X_dot[k, :, d]."""
     n_slots = op.shape[0]
-    n_points = X.shape[0]
+    n_points = Y.shape[0]  # X may be one row for all points (x_step 0)
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     buf = np.empty((tile, max(X.shape[1], P.shape[1])))  # see _load
@@ -3275,7 +3276,7 @@ def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, 1, res, 0, v, start, m, buf)
+        _load(X, x_step, res, 0, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
         _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m)
         for i in range(n_in + n_params, n_slots):
@@ -3419,9 +3420,10 @@ def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
 
 
 @njit(**FLAGS)
-def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar, tile,
-                    n_threads, t):
-    """Values and r adjoints in one sweep: X_bar[k, :, d] = J(X[k]).T @ Y_bar[k, :, d].
+def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar, reduce,
+                    tile, n_threads, t):
+    """Values and r adjoints in one sweep: X_bar[k, :, d] = J(X[k]).T @ Y_bar[k, :, d]; with
+    ``reduce``, X_bar[i, :, d] is instead the sum of those over the points of tile i.
 
     Values go to rows ``res`` (reused, except the values the reverse part reads again);
     adjoints to rows ``bres`` (reused by liveness), operand k's adjoint to ``bargk[i]``.
@@ -3430,7 +3432,7 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
     gradient is 0).
     """
     n_slots = op.shape[0]
-    n_points = X.shape[0]
+    n_points = Y.shape[0]  # X may be one row for all points (x_step 0)
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     buf = np.empty((tile, max(X.shape[1], P.shape[1])))  # see _load
@@ -3443,7 +3445,7 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, 1, res, 0, v, start, m, buf)
+        _load(X, x_step, res, 0, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
@@ -3708,20 +3710,24 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             else:  # no partial is nonzero (a comparison, say)
                 _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
-        _store_gradient(X_bar, v_bar, bres, flags, start, m, buf)
+        if reduce:
+            _sum_gradient(X_bar, v_bar, bres, flags, tile_index, m)
+        else:
+            _store_gradient(X_bar, v_bar, bres, flags, start, m, buf)
 
 
 @njit(**FLAGS)
-def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot, x_dot_step, Y,
-                    X_bar, H_dot, tile, n_threads, t):
+def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot, x_dot_step, Y,
+                    X_bar, H_dot, reduce, tile, n_threads, t):
     """Forward over reverse, q directions in one sweep: with L = sum_j Y_bar[k, j] y_j,
-    X_bar[k] = grad L(X[k]) and H_dot[k, :, d] = H_L(X[k]) @ X_dot[k, :, d].
+    X_bar[k] = grad L(X[k]) and H_dot[k, :, d] = H_L(X[k]) @ X_dot[k, :, d]; with ``reduce``,
+    X_bar[i] and H_dot[i] are instead their sums over the points of tile i.
 
     Layout as reverse_adjoint's; the values and tangents that the reverse part reads (partials,
     second partials and the tangents they multiply) are pinned.
     """
     n_slots = op.shape[0]
-    n_points = X.shape[0]
+    n_points = Y.shape[0]  # X may be one row for all points (x_step 0)
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     buf = np.empty((tile, max(X.shape[1], P.shape[1])))  # see _load
@@ -3734,7 +3740,7 @@ def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, 1, res, 0, v, start, m, buf)
+        _load(X, x_step, res, 0, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
         _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m)
         for i in range(n_in + n_params, n_slots):
@@ -3996,6 +4002,11 @@ def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
         for j in range(n_in):
             used = (flags[j] & 8) == 0
             s = bres[j]
+            if reduce:
+                X_bar[tile_index, j] = _row_sum(v_bar[s], m) if used else 0.0
+                for d in range(q):
+                    H_dot[tile_index, j, d] = _row_sum(v_bar_dot[s, d], m) if used else 0.0
+                continue
             for p in range(m):
                 X_bar[start + p, j] = v_bar[s, p] if used else 0.0
             for d in range(q):

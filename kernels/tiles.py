@@ -250,3 +250,30 @@ def _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m):
         for d in range(q):
             for p in range(m):
                 v_dot[res[j], d, p] = 0.0
+
+
+@njit(**INNER)
+def _row_sum(a, m):
+    """a[0] + ... + a[m - 1] in a fixed order: four interleaved partial sums (p = 0, 4, 8, ...;
+    1, 5, 9, ...; ...), so the loop runs at the adder's throughput, not its latency, then
+    (s0 + s1) + (s2 + s3), then the last m % 4 terms. Deterministic: it depends only on a[:m]."""
+    s0 = s1 = s2 = s3 = 0.0
+    p = 0
+    while p + 4 <= m:
+        s0 += a[p]
+        s1 += a[p + 1]
+        s2 += a[p + 2]
+        s3 += a[p + 3]
+        p += 4
+    s = (s0 + s1) + (s2 + s3)
+    for k in range(p, m):
+        s += a[k]
+    return s
+
+
+@njit(**INNER)
+def _sum_gradient(S, v_bar, bres, flags, k, m):
+    """S[k, j, d] = the sum over the tile's points of input j's adjoint (0 where nothing reads it)."""
+    for j in range(S.shape[1]):
+        for d in range(S.shape[2]):
+            S[k, j, d] = 0.0 if flags[j] & 8 else _row_sum(v_bar[bres[j], d], m)

@@ -68,7 +68,8 @@ from numba import njit
 
 from tapead.kernels import vmath
 from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
-                                  _load, _mz, _seed_tangents, _store_gradient, _zero, _zero2, _zero_flagged)
+                                  _load, _mz, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
+                                  _zero_flagged)
 '''
 
 SPECIAL_HEADER = '''\
@@ -84,7 +85,7 @@ from tapead.kernels.sweeps import (
     {names},
 )
 from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, FLAGS, _chain_adjoints, _chain_values, _load,
-                                  _seed_tangents, _store_gradient, _zero, _zero2, _zero_flagged)
+                                  _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2, _zero_flagged)
 '''
 
 # the scratch rows of dd that the op functions read their partials from
@@ -344,11 +345,11 @@ def _dispatch(kind: str, codes: frozenset[int] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-SIGNATURE = "op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, P, p_step"
+SIGNATURE = "op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step"
 
 TILE = """\
     n_slots = op.shape[0]
-    n_points = X.shape[0]
+    n_points = Y.shape[0]  # X may be one row for all points (x_step 0)
     n_tiles = (n_points + tile - 1) // tile
     v = np.empty((n_values, tile))
     buf = np.empty((tile, max(X.shape[1], P.shape[1])))  # see _load
@@ -358,7 +359,7 @@ LOOP = """\
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, 1, res, 0, v, start, m, buf)
+        _load(X, x_step, res, 0, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
 """
 
@@ -424,9 +425,10 @@ def forward_tangent({SIGNATURE}, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, t
 REVERSE = f'''
 
 @njit(**FLAGS)
-def reverse_adjoint({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar, tile,
-                    n_threads, t):
-    """Values and r adjoints in one sweep: X_bar[k, :, d] = J(X[k]).T @ Y_bar[k, :, d].
+def reverse_adjoint({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar, reduce,
+                    tile, n_threads, t):
+    """Values and r adjoints in one sweep: X_bar[k, :, d] = J(X[k]).T @ Y_bar[k, :, d]; with
+    ``reduce``, X_bar[i, :, d] is instead the sum of those over the points of tile i.
 
     Values go to rows ``res`` (reused, except the values the reverse part reads again);
     adjoints to rows ``bres`` (reused by liveness), operand k's adjoint to ``bargk[i]``.
@@ -465,16 +467,20 @@ def reverse_adjoint({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar,
 {OPERANDS_OF_I}{ADJOINTS_OF_I}{{reverse}}\
             else:  # no partial is nonzero (a comparison, say)
                 _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
-        _store_gradient(X_bar, v_bar, bres, flags, start, m, buf)
+        if reduce:
+            _sum_gradient(X_bar, v_bar, bres, flags, tile_index, m)
+        else:
+            _store_gradient(X_bar, v_bar, bres, flags, start, m, buf)
 '''
 
 HESSIAN = f'''
 
 @njit(**FLAGS)
 def reverse_hessian({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot, x_dot_step, Y,
-                    X_bar, H_dot, tile, n_threads, t):
+                    X_bar, H_dot, reduce, tile, n_threads, t):
     """Forward over reverse, q directions in one sweep: with L = sum_j Y_bar[k, j] y_j,
-    X_bar[k] = grad L(X[k]) and H_dot[k, :, d] = H_L(X[k]) @ X_dot[k, :, d].
+    X_bar[k] = grad L(X[k]) and H_dot[k, :, d] = H_L(X[k]) @ X_dot[k, :, d]; with ``reduce``,
+    X_bar[i] and H_dot[i] are instead their sums over the points of tile i.
 
     Layout as reverse_adjoint's; the values and tangents that the reverse part reads (partials,
     second partials and the tangents they multiply) are pinned.
@@ -511,6 +517,11 @@ def reverse_hessian({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar,
         for j in range(n_in):
             used = (flags[j] & 8) == 0
             s = bres[j]
+            if reduce:
+                X_bar[tile_index, j] = _row_sum(v_bar[s], m) if used else 0.0
+                for d in range(q):
+                    H_dot[tile_index, j, d] = _row_sum(v_bar_dot[s, d], m) if used else 0.0
+                continue
             for p in range(m):
                 X_bar[start + p, j] = v_bar[s, p] if used else 0.0
             for d in range(q):

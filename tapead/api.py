@@ -78,6 +78,31 @@ def _rows(A, step: int, block: slice):
     return A[block] if step else A
 
 
+def _pairwise(S: np.ndarray) -> np.ndarray:
+    """The sum over axis 0 in a fixed tree (adjacent pairs, level by level): the same bits
+    whatever the thread count, and rounding that grows with log2 of the number of terms."""
+    while S.shape[0] > 1:
+        half = S.shape[0] // 2
+        paired = S[0:2 * half:2] + S[1:2 * half:2]
+        S = np.concatenate([paired, S[2 * half:]]) if S.shape[0] % 2 else paired
+    return S[0]
+
+
+def _weighted_sum(Y: np.ndarray, w) -> np.ndarray:
+    """sum_k w_k Y[k] over axis 0 (w None: all 1), column by column with numpy's pairwise sum."""
+    Y = Y.reshape(Y.shape[0], -1)
+    return np.array([np.sum(Y[:, j] if w is None else w * Y[:, j]) for j in range(Y.shape[1])])
+
+
+_REDUCTIONS = (None, "sum", "mean")
+
+
+def _block_params(P, block: slice):
+    """The parameters of a block of points: P's rows there, or the one row all points share."""
+    P = np.asarray(P)
+    return P[block] if P.ndim == 2 and P.shape[0] > 1 else P
+
+
 def _unit(n: int, cols: slice) -> np.ndarray:
     """Seeds (1, n, q): the unit vectors of coordinates ``cols`` (a chunk of the identity)."""
     q = cols.stop - cols.start
@@ -152,10 +177,14 @@ class Tape(TapeData):
 
     # ---- argument handling ----
 
-    def _points(self, X) -> tuple[np.ndarray, bool]:
+    def _points(self, X, P=None) -> tuple[np.ndarray, bool]:
+        """(X as (N, n), whether results keep a point axis). One x (n,) with parameters P of
+        (N, k) is N points: x repeated as a stride-0 view, never copied N times."""
         n = self.n_in
         X = _float_array(X, "X", f"(N, {n}) or ({n},)")
         if X.ndim == 1 and X.shape[0] == n:
+            if P is not None and np.ndim(P) == 2 and np.shape(P)[1:] == (self.n_params,):
+                return np.broadcast_to(X.astype(np.float64, copy=False), (np.shape(P)[0], n)), True
             return X.reshape(1, n), False
         if X.ndim == 2 and X.shape[1] == n:
             return X, True  # converted block by block in _launch
@@ -211,19 +240,23 @@ class Tape(TapeData):
         return Y if batched else Y[0]
 
     def _launch(self, kernel, layout: tuple, tile: int, X, P, p_step: int, *middle, outputs: tuple,
-                progress=None, op=None) -> None:
+                tail: tuple = (), progress=None, op=None) -> None:
         """Run ``kernel`` with slot ``layout`` (see _compact, _reverse) over all points, in blocks
         of BLOCK points so that converted inputs and temporaries stay bounded; ``middle`` holds
         per-kernel arguments, a (seeds, step) pair for seed arrays (sliced per block when step
-        is 1); ``outputs`` are (N, ...) arrays; ``op``: the op codes, if not the tape's."""
+        is 1); ``outputs`` are (N, ...) arrays, ``tail`` the arguments after them; ``op``: the op
+        codes, if not the tape's. An X whose rows are one row repeated (a stride-0 view, see
+        _points) goes to the kernels as that row."""
         n_points = X.shape[0]
         op = self.op if op is None else op
         run = runtime.kernel(kernel, op)
         for start in range(0, n_points, BLOCK):
             block = slice(start, min(n_points, start + BLOCK))
             m = block.stop - block.start
+            x_step = int(X.strides[0] != 0)
             args = [op, *layout, self.const, self.n_in, self.n_params, self.outputs,
-                    _contiguous(X[block]), _contiguous(P[block]) if p_step else P, p_step]
+                    _contiguous(X[block] if x_step else X[:1]), x_step,
+                    _contiguous(P[block]) if p_step else P, p_step]
             for item in middle:
                 if isinstance(item, tuple):
                     seeds, step = item
@@ -231,6 +264,7 @@ class Tape(TapeData):
                 else:
                     args.append(item)
             args += [out[block] for out in outputs]
+            args += tail
             runtime.launch(run, args, min(tile, m), m)  # one point: a one-point tile's scratch
             del args  # before the next block is converted: one block of temporaries at a time
             if progress is not None:
@@ -290,14 +324,17 @@ class Tape(TapeData):
         values, adjoints = self._reverse
         self._launch("reverse_adjoint", values, tile_size(values[-1] + r * adjoints[-2]), X,
                      *self._params(P, X.shape[0]),
-                     *adjoints, (W, w_step), outputs=(Y, X_bar), progress=progress, op=self._chained)
+                     *adjoints, (W, w_step), outputs=(Y, X_bar), tail=(0,), progress=progress, op=self._chained)
         return Y, X_bar
 
-    def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None) -> np.ndarray:
+    def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None, reduce=False, weights=None) -> np.ndarray:
         """H_L @ V for L = W . y (V None: the identity), forward over reverse, BLOCK points and 32
-        directions at a time, so that memory beyond X and the result is bounded."""
+        directions at a time, so that memory beyond X and the result is bounded. With ``reduce``:
+        sum_k weights_k H_L(X[k]) @ V[k] (n, q), summed per tile in the sweep, then in a fixed tree."""
         n, n_points = self.n_in, X.shape[0]
         q = n if V is None else V.shape[2]
+        if reduce:
+            return self._hessian_sum(X, P, W, w_step, V, v_step, weights, progress)
         HV = _empty(HV, (n_points, n, q))
         P, p_step = self._params(P, n_points)
         values, adjoints = self._hessian_layout
@@ -314,10 +351,79 @@ class Tape(TapeData):
                 H = HV[block] if whole else np.empty((m, n, Vc.shape[2]))
                 rows = (values[-1] + adjoints[-2]) * (1 + Vc.shape[2])  # values, adjoints and their tangents
                 self._launch("reverse_hessian", values, tile_size(rows, minimum=16), Xb, Pb, p_step, *adjoints,
-                             (_rows(W, w_step, block), w_step), (Vc, step), outputs=(Y, G, H))
+                             (_rows(W, w_step, block), w_step), (Vc, step), outputs=(Y, G, H), tail=(0,))
                 if not whole:
                     HV[block, :, cols] = H
         return HV
+
+    def _reduction(self, reduce, weights, n_points: int, batched: bool):
+        """(reduce, per-point weights or None) checked; weights only weigh a reduction."""
+        if reduce not in _REDUCTIONS:
+            raise ValueError(f"reduce must be None, 'sum' or 'mean', got {reduce!r}")
+        if weights is None:
+            return reduce, None
+        if reduce is None:
+            raise ValueError("weights= weighs the terms of a reduction: pass reduce='sum' or reduce='mean' too")
+        w = _float_array(weights, "weights", f"({n_points},)")
+        if w.shape != (n_points,) or not batched:
+            raise ValueError(f"weights must have shape ({n_points},), one per point, got {w.shape}")
+        return reduce, _contiguous(w)
+
+    @staticmethod
+    def _scale(total, reduce, weights, n_points: int):
+        """A sum as the caller asked: the sum, or the (weighted) mean."""
+        if reduce == "mean":
+            total = total / (n_points if weights is None else float(np.sum(weights)))
+        return total
+
+    def _adjoint_sum(self, X, P, W, w_step, weights, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """(sum_k w_k y(X[k]), sum_k w_k J(X[k]).T @ W[k]): the reverse sweep sums the adjoints
+        of each tile's points (kernels/tiles.py, _row_sum); tiles and blocks are summed here in
+        a fixed tree. Memory: one block's values and one sum per tile."""
+        N, r = X.shape[0], W.shape[2]
+        values, adjoints = self._reverse
+        tile = tile_size(values[-1] + r * adjoints[-2])
+        P, p_step = self._params(P, N)
+        ys, gs = [], []
+        for block in _blocks(N, progress):
+            m = block.stop - block.start
+            Wb, step = _rows(W, w_step, block), w_step
+            if weights is not None:  # the seed of point k is w_k W[k]
+                Wb, step = np.ascontiguousarray(weights[block, None, None] * Wb), 1
+            t = min(tile, m)
+            Y, S = np.empty((m, self.n_out)), np.empty((-(-m // t), self.n_in, r))
+            self._launch("reverse_adjoint", values, t, X[block], _rows(P, p_step, block), p_step, *adjoints,
+                         (Wb, step), outputs=(Y,), tail=(S, 1), op=self._chained)
+            ys.append(_weighted_sum(Y, None if weights is None else weights[block]))
+            gs.append(_pairwise(S))
+        return _pairwise(np.array(ys)), _pairwise(np.array(gs))
+
+    def _hessian_sum(self, X, P, W, w_step, V, v_step, weights, progress) -> np.ndarray:
+        n, n_points = self.n_in, X.shape[0]
+        q = n if V is None else V.shape[2]
+        P, p_step = self._params(P, n_points)
+        values, adjoints = self._hessian_layout
+        parts = []
+        for block in _blocks(n_points, progress):
+            m = block.stop - block.start
+            Wb, step = _rows(W, w_step, block), w_step
+            if weights is not None:  # L_k = w_k W[k] . y
+                Wb, step = np.ascontiguousarray(weights[block, None] * Wb), 1
+            total = np.empty((n, q))
+            for cols in _chunks(q):
+                if V is None:
+                    Vc, vs = _unit(n, cols), 0
+                else:
+                    Vc, vs = np.ascontiguousarray(_rows(V, v_step, block)[:, :, cols]), v_step
+                rows = (values[-1] + adjoints[-2]) * (1 + Vc.shape[2])
+                t = min(tile_size(rows, minimum=16), m)
+                n_tiles = -(-m // t)
+                Y, G, H = np.empty((m, self.n_out)), np.empty((n_tiles, n)), np.empty((n_tiles, n, Vc.shape[2]))
+                self._launch("reverse_hessian", values, t, X[block], _rows(P, p_step, block), p_step, *adjoints,
+                             (Wb, step), (Vc, vs), outputs=(Y,), tail=(G, H, 1))
+                total[:, cols] = _pairwise(H)
+            parts.append(total)
+        return _pairwise(np.array(parts))
 
     def _weights(self, W, n_points: int, batched: bool, method: str) -> tuple[np.ndarray, int]:
         """Output weights (N, m) or (m,) for Lagrangian Hessians; optional for a scalar f."""
@@ -339,26 +445,53 @@ class Tape(TapeData):
     # Every evaluation method takes ``out=`` (arrays to fill of exactly the result's shape,
     # float64 C-contiguous, sharing no memory with the inputs; a numpy memmap works) and
     # ``progress=`` (called as progress(points_done, n_points) after each block of BLOCK
-    # points): with both, any number of points runs in bounded extra memory.
+    # points): with both, any number of points runs in bounded extra memory. Those that
+    # return per-point results also take ``reduce="sum"`` or ``"mean"`` (with optional
+    # per-point ``weights=``): the (weighted) sum or mean over the points instead, computed
+    # in bounded memory, in the same bits whatever the thread count.
 
-    def __call__(self, X, *args, out=None, progress=None) -> np.ndarray:
-        """Values y = f(x) at every point: (N, *out_shape), or out_shape for one point."""
+    def _reduced(self, method: str, X, P, batched, reduce, weights, out):
+        reduce, w = self._reduction(reduce, weights, X.shape[0], batched)
+        if reduce is not None and out is not None:
+            raise ValueError(f"{method}: out= takes per-point results; with reduce= the result is returned")
+        return reduce, w
+
+    def __call__(self, X, *args, out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
+        """Values y = f(x) at every point: (N, *out_shape), or out_shape for one point (or their
+        sum or mean with ``reduce=``)."""
         (P,) = self._split(args, [], "tape()")
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
+        reduce, w = self._reduced("tape()", X, P, batched, reduce, weights, out)
+        if reduce is not None:
+            N = X.shape[0]
+            params, p_step = self._params(P, N)
+            parts = [_weighted_sum(self._primal(X[b], _rows(params, p_step, b)), None if w is None else w[b])
+                     for b in _blocks(N, progress)]
+            total = self._scale(_pairwise(np.array(parts)), reduce, w, N).reshape(self.out_shape)
+            return total if self.out_shape else float(total)
         lead = (X.shape[0],) if batched else ()
         out = _checked_out(out, (*lead, *self.out_shape), (X.shape[0], self.n_out), "out", (X, P))
         return self._shape_out(self._primal(X, P, out, progress), batched)
 
-    def value_and_gradient(self, X, *args, out=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
-        """(f(x), grad f(x)) of a scalar f at every point: shapes (N,) and (N, n); ``out=(y, g)``."""
+    def value_and_gradient(self, X, *args, out=None, progress=None, reduce=None,
+                           weights=None) -> tuple[np.ndarray, np.ndarray]:
+        """(f(x), grad f(x)) of a scalar f at every point: shapes (N,) and (N, n); ``out=(y, g)``.
+
+        With ``reduce="sum"`` (or ``"mean"``, optional ``weights`` (N,)): the sum of f over the
+        points and its gradient (n,), summed inside the reverse sweep. One x (n,) with
+        parameters P (N, k) evaluates x at every row of P: a likelihood over N observations."""
         (P,) = self._split(args, [], "value_and_gradient")
         if self.n_out != 1:
             raise ValueError(
                 f"gradient needs a scalar function; this tape has outputs of shape {self.out_shape}: "
                 "use vjp (or jacobian) instead"
             )
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
         N, n = X.shape[0], self.n_in
+        reduce, w = self._reduced("value_and_gradient", X, P, batched, reduce, weights, out)
+        if reduce is not None:
+            y, g = self._adjoint_sum(X, P, np.ones((1, 1, 1)), 0, w, progress)
+            return float(self._scale(y[0], reduce, w, N)), self._scale(g[:, 0], reduce, w, N)
         lead = (N,) if batched else ()
         y_out, g_out = _pair(out, "value_and_gradient")
         y_out = _checked_out(y_out, lead, (N, 1), "out[0]", (X, P))
@@ -367,16 +500,18 @@ class Tape(TapeData):
         y, g = Y[:, 0], X_bar[:, :, 0]
         return (y, g) if batched else (y[0], g[0])
 
-    def gradient(self, X, *args, out=None, progress=None) -> np.ndarray:
-        """grad f(x) of a scalar f at every point: (N, n), or (n,) for one point."""
-        return self.value_and_gradient(X, *args, out=(None, out), progress=progress)[1]
+    def gradient(self, X, *args, out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
+        """grad f(x) of a scalar f at every point: (N, n), or (n,) for one point (or of the sum
+        or mean over the points with ``reduce=``)."""
+        out = None if out is None and reduce is not None else (None, out)
+        return self.value_and_gradient(X, *args, out=out, progress=progress, reduce=reduce, weights=weights)[1]
 
     def jvp(self, X, *args, out=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
         """(f(x), J(x) @ v): V of shape (N, n) or (n,) gives (N, *out_shape); (N, n, q), (n, q) or
         (1, n, q) gives q directions (N, *out_shape, q) in one sweep. With exactly n points, an
         (n, n) V is refused as ambiguous: say V[None] or V[:, :, None]."""
         P, V = self._split(args, ["V"], "jvp")
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
         V, v_step, multi = self._seeds(V, "V", self.n_in, X.shape[0], batched)
         N, q = X.shape[0], V.shape[2]
         lead = (N,) if batched else ()
@@ -388,10 +523,11 @@ class Tape(TapeData):
         y_dot, tail = (Y_dot, Y_dot.shape[2:]) if multi else (Y_dot[:, :, 0], ())
         return self._shape_out(Y, batched), self._shape_out(y_dot, batched, tail)
 
-    def vjp(self, X, *args, out=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
-        """(f(x), J(x).T @ w): W of shape (N, m) or (m,) (the output's shape after N) gives (N, n)."""
+    def vjp(self, X, *args, out=None, progress=None, reduce=None, weights=None) -> tuple[np.ndarray, np.ndarray]:
+        """(f(x), J(x).T @ w): W of shape (N, m) or (m,) (the output's shape after N) gives (N, n)
+        (with ``reduce=``: the sum or mean over the points of both, out_shape and (n,))."""
         P, W = self._split(args, ["W"], "vjp")
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
         W = _float_array(W, "W", f"(N, *{self.out_shape}) or {self.out_shape}")
         N, m, shape = X.shape[0], self.n_out, self.out_shape
         if batched and W.shape == (N, *shape):
@@ -400,6 +536,10 @@ class Tape(TapeData):
             W, w_step = _contiguous(W.reshape(1, m, 1)), 0
         else:
             raise ValueError(f"W must have shape (N, *{shape}) or {shape} (the outputs' shape), got {W.shape}")
+        reduce, w = self._reduced("vjp", X, P, batched, reduce, weights, out)
+        if reduce is not None:
+            y, x_bar = self._adjoint_sum(X, P, W, w_step, w, progress)
+            return self._scale(y, reduce, w, N).reshape(shape), self._scale(x_bar[:, 0], reduce, w, N)
         lead = (N,) if batched else ()
         y_out, b_out = _pair(out, "vjp")
         y_out = _checked_out(y_out, (*lead, *shape), (N, m), "out[0]", (X, P, W))
@@ -416,7 +556,7 @@ class Tape(TapeData):
     def _jvp_tangent(self, X, *args, V) -> np.ndarray:
         return self.jvp(X, *args, V)[1]
 
-    def jacobian(self, X, *args, mode: str = "auto", out=None, progress=None) -> np.ndarray:
+    def jacobian(self, X, *args, mode: str = "auto", out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
         """The Jacobian (N, *out_shape, n) at every point (out_shape + (n,) for one point).
 
         ``mode="forward"`` runs tangent sweeps with all n unit directions at once,
@@ -427,10 +567,15 @@ class Tape(TapeData):
         (P,) = self._split(args, [], "jacobian")
         if mode not in ("auto", "forward", "reverse"):
             raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
         n, m, N = self.n_in, self.n_out, X.shape[0]
         if mode == "auto":
             mode = jacobian_mode(n, m)
+        reduce, w = self._reduced("jacobian", X, P, batched, reduce, weights, out)
+        if reduce is not None:  # block by block: the sum of each block's Jacobians
+            parts = [_weighted_sum(self.jacobian(X[b], *([] if P is None else [_block_params(P, b)]), mode=mode), None if w is None else w[b])
+                     for b in _blocks(N, progress)]
+            return self._scale(_pairwise(np.array(parts)), reduce, w, N).reshape(*self.out_shape, n)
         lead = (N,) if batched else ()
         J = _empty(_checked_out(out, (*lead, *self.out_shape, n), (N, m, n), "out", (X, P)), (N, m, n))
         P, p_step = self._params(P, N)
@@ -444,27 +589,34 @@ class Tape(TapeData):
                     J[block, rows, :] = self._adjoint(Xb, Pb, _unit(m, rows), 0)[1].transpose(0, 2, 1)
         return self._shape_out(J, batched, (n,))
 
-    def hessian(self, X, *args, W=None, out=None, progress=None) -> np.ndarray:
+    def hessian(self, X, *args, W=None, out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
         """Hessians (N, n, n) of a scalar f, or of sum_i W_i f_i for m outputs (W: (N, m) or (m,)).
 
         Forward over reverse with all n directions at once (in sweeps of 32).
         """
         (P,) = self._split(args, [], "hessian")
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
         N, n = X.shape[0], self.n_in
         W, w_step = self._weights(W, N, batched, "hessian")
+        reduce, w = self._reduced("hessian", X, P, batched, reduce, weights, out)
+        if reduce is not None:
+            return self._scale(self._hessian(X, P, W, w_step, None, 0, None, progress, True, w), reduce, w, N)
         out = _checked_out(out, ((N,) if batched else ()) + (n, n), (N, n, n), "out", (X, P, W))
         H = self._hessian(X, P, W, w_step, None, 0, out, progress)
         return H if batched else H[0]
 
-    def hvp(self, X, *args, W=None, out=None, progress=None) -> np.ndarray:
+    def hvp(self, X, *args, W=None, out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
         """Hessian-vector products H(x) @ v: V (N, n) or (n,) gives (N, n); (N, n, q), (n, q) or
         (1, n, q) gives (N, n, q). With exactly n points an (n, n) V is ambiguous, as for jvp."""
         P, V = self._split(args, ["V"], "hvp")
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
         V, v_step, multi = self._seeds(V, "V", self.n_in, X.shape[0], batched)
         N, n, q = X.shape[0], self.n_in, V.shape[2]
         W, w_step = self._weights(W, N, batched, "hvp")
+        reduce, w = self._reduced("hvp", X, P, batched, reduce, weights, out)
+        if reduce is not None:
+            HV = self._scale(self._hessian(X, P, W, w_step, V, v_step, None, progress, True, w), reduce, w, N)
+            return HV if multi else HV[:, 0]
         public = ((N,) if batched else ()) + (n,) + ((q,) if multi else ())
         HV = self._hessian(X, P, W, w_step, V, v_step, _checked_out(out, public, (N, n, q), "out", (X, P, V, W)),
                            progress)
@@ -495,7 +647,7 @@ class Tape(TapeData):
         ``sparsity.to_scipy((rows, cols), values[k], shape)`` gives point k's scipy.sparse matrix.
         """
         (P,) = self._split(args, [], "sparse_jacobian")
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
         coloring = self._jacobian_coloring
         N = X.shape[0]
         P, p_step = self._params(P, N)
@@ -511,7 +663,7 @@ class Tape(TapeData):
     def sparse_hessian(self, X, *args, W=None, progress=None) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """((rows, cols), values (N, nnz)): the Hessian from star-colored forward-over-reverse sweeps."""
         (P,) = self._split(args, [], "sparse_hessian")
-        X, batched = self._points(X)
+        X, batched = self._points(X, P)
         N = X.shape[0]
         W, w_step = self._weights(W, N, batched, "sparse_hessian")
         coloring = self._hessian_coloring
@@ -523,11 +675,12 @@ class Tape(TapeData):
             values[block] = B[:, coloring.source_row, coloring.source_col]
         return (coloring.rows, coloring.cols), (values if batched else values[0])
 
-    def to_scipy(self, *args) -> ScipyFunctions:
+    def to_scipy(self, *args, reduce=None, weights=None) -> ScipyFunctions:
         """fun, jac, hess, hessp (and fun_and_jac for jac=True) for scipy.optimize.minimize
-        on this scalar f; with parameters, pass P (k,) once here."""
+        on this scalar f; with parameters, pass P (k,) once here, or P (N, k) with
+        ``reduce="sum"`` (or ``"mean"``, optional ``weights``) for the sum over its rows."""
         (P,) = self._split(args, [], "to_scipy")
-        return ScipyFunctions(self, P)
+        return ScipyFunctions(self, P, reduce, weights)
 
     def stats(self) -> dict:
         """Sizes: instructions recorded and after optimisation, slots, the values the reverse sweep
@@ -598,7 +751,7 @@ class Tape(TapeData):
         [(1, 'log', 'value'), (2, 'sqrt', 'derivative')]
         """
         (P,) = self._split(args, [], "find_nonfinite")
-        X, _ = self._points(X)
+        X, _ = self._points(X, P)
         params, step = self._params(P, X.shape[0])
         y_bar = np.ones(self.n_out)
         Y, X_bar = self._adjoint(X, P, y_bar.reshape(1, -1, 1), 0)
