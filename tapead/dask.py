@@ -12,6 +12,17 @@ Examples
 >>> X = da.from_array(np.tile([2.0, 5.0], (10, 1)), chunks=(4, 2))
 >>> tapead.dask.gradient(tape, X).compute()[0].tolist()
 [5.5, 1.7163378145367738]
+
+With ``reduce="sum"`` (or ``"mean"``, optional ``weights``) the result is the sum over the
+points instead: each chunk's sum is computed where the chunk lives (inside the sweeps), and
+the client adds the chunks' sums in a fixed tree and returns numpy results. One x (n,) with
+parameters P as a dask array (N, k) evaluates x at every row of P: a likelihood over
+observations larger than one machine's memory.
+
+>>> nll = tapead.record(lambda th, obs: (obs[0] - th[0]) ** 2, 1, n_params=1)
+>>> obs = da.from_array(np.arange(6.0).reshape(6, 1), chunks=(2, 1))
+>>> tapead.dask.value_and_gradient(nll, np.array([1.0]), obs, reduce="sum")
+(31.0, array([-18.]))
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-__all__ = ["values", "gradient", "value_and_gradient", "jvp", "jacobian"]
+__all__ = ["values", "gradient", "value_and_gradient", "hvp", "jvp", "jacobian"]
 
 
 def _prepare(tape, X, P):
@@ -55,20 +66,77 @@ def _blockwise(method: str, tape, X, P, tail: tuple[int, ...], **kwargs):
     return da.blockwise(run, index, *args, new_axes=new_axes, concatenate=True, dtype=np.float64, meta=meta)
 
 
-def values(tape, X, P=None):
-    """Lazy ``tape(X)``: (N, *out_shape)."""
+def _chunk_sum(tape, method, x, p, w, extra):
+    """(the chunk's weight, its sums): one chunk's reduction, run where the chunk lives."""
+    sums = getattr(tape, method)(x, *p, *extra, reduce="sum", weights=w)
+    n_rows = (p[0] if p else x).shape[0]
+    return (float(n_rows) if w is None else float(np.sum(w))), sums
+
+
+def _reduce(method, tape, X, P, reduce, weights, *extra):
+    """sum (or mean) over the points of ``tape.method``: per chunk on the workers, then the
+    chunks' sums added on the client in a fixed tree (the same bits for the same chunks)."""
+    from tapead.api import _pairwise
+
+    if reduce not in ("sum", "mean"):
+        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+    rows = X if isinstance(X, da.Array) else P
+    if not isinstance(rows, da.Array) or rows.ndim != 2:
+        raise ValueError("reduce= sums over the rows of a dask array: pass X (N, n), or one x (n,) and P (N, k), "
+                         "as dask arrays")
+    chunks = rows.chunks[0]
+
+    def pieces(A, name):
+        if A is None:
+            return [None] * len(chunks)
+        if not isinstance(A, da.Array):
+            A = da.from_array(np.asarray(A, dtype=float), chunks=(chunks,) + tuple((s,) for s in np.shape(A)[1:]))
+        elif A.shape[0] != rows.shape[0]:
+            raise ValueError(f"{name} must have {rows.shape[0]} rows, like the points, got shape {A.shape}")
+        return list(A.rechunk((chunks,) + tuple((s,) for s in A.shape[1:])).to_delayed().ravel())
+
+    xs = pieces(X, "X") if isinstance(X, da.Array) else [np.asarray(X, dtype=float)] * len(chunks)
+    ps = pieces(P, "P") if tape.n_params else [None] * len(chunks)
+    ws = pieces(weights, "weights")
+    shared = dask.delayed(tape, pure=True)
+    parts = dask.compute(*[dask.delayed(_chunk_sum)(shared, method, x, () if p is None else (p,), w, extra)
+                           for x, p, w in zip(xs, ps, ws)])
+    total_weight = sum(weight for weight, _ in parts)
+    results = [sums if isinstance(sums, tuple) else (sums,) for _, sums in parts]
+    combined = tuple(_pairwise(np.array([r[j] for r in results])) for j in range(len(results[0])))
+    if reduce == "mean":
+        combined = tuple(c / total_weight for c in combined)
+    return combined if len(combined) > 1 else combined[0]
+
+
+def values(tape, X, P=None, reduce=None, weights=None):
+    """Lazy ``tape(X)``: (N, *out_shape); with ``reduce``, their sum or mean (computed)."""
+    if reduce is not None:
+        total = _reduce("__call__", tape, X, P, reduce, weights)
+        return total if tape.out_shape else float(total)
     return _blockwise("__call__", tape, X, P, tape.out_shape)
 
 
-def gradient(tape, X, P=None):
-    """Lazy ``tape.gradient(X)``: (N, n)."""
+def gradient(tape, X, P=None, reduce=None, weights=None):
+    """Lazy ``tape.gradient(X)``: (N, n); with ``reduce``, the gradient of the sum or mean (computed)."""
+    if reduce is not None:
+        return _reduce("value_and_gradient", tape, X, P, reduce, weights)[1]
     return _blockwise("gradient", tape, X, P, (tape.n_in,))
 
 
-def value_and_gradient(tape, X, P=None):
-    """Lazy (values (N,), gradients (N, n)), computed in one sweep per chunk."""
+def value_and_gradient(tape, X, P=None, reduce=None, weights=None):
+    """Lazy (values (N,), gradients (N, n)), computed in one sweep per chunk; with ``reduce``,
+    the sum (or mean) of f and its gradient, computed: (float, (n,))."""
+    if reduce is not None:
+        f, g = _reduce("value_and_gradient", tape, X, P, reduce, weights)
+        return float(f), g
     both = _blockwise("_value_and_gradient_stacked", tape, X, P, (tape.n_in + 1,))
     return both[:, 0], both[:, 1:]
+
+
+def hvp(tape, X, V, P=None, reduce="sum", weights=None):
+    """The Hessian of the sum (or mean) over the points, times ``V`` (n,): (n,), computed."""
+    return _reduce("hvp", tape, X, P, reduce, weights, np.asarray(V, dtype=float))
 
 
 def jvp(tape, X, V, P=None):

@@ -67,3 +67,22 @@ def test_on_a_local_cluster_of_worker_processes(points, tmp_path):
         g = tdask.gradient(tape, X).compute()
         assert len(client.scheduler_info()["workers"]) == 2
     np.testing.assert_array_equal(g, tape.gradient(points))
+
+
+def test_sums_over_chunked_observations_are_the_direct_sums():
+    nll = tapead.record(lambda th, obs: 0.5 * ((obs[0] - th[0]) / th[1]) ** 2 + np.log(th[1]), 2, n_params=1)
+    obs = np.random.default_rng(4).normal(1.5, 2.0, (20_000, 1))
+    w = np.random.default_rng(5).uniform(0, 1, 20_000)
+    theta = np.array([1.0, 1.7])
+    chunked = da.from_array(obs, chunks=(3000, 1))
+    f, g = tdask.value_and_gradient(nll, theta, chunked, reduce="sum")
+    f0, g0 = nll.value_and_gradient(theta, obs, reduce="sum")
+    np.testing.assert_allclose(f, f0, rtol=1e-13)
+    np.testing.assert_allclose(g, g0, rtol=1e-13)
+    np.testing.assert_allclose(tdask.gradient(nll, theta, chunked, reduce="mean", weights=w),
+                               nll.gradient(theta, obs, reduce="mean", weights=w), rtol=1e-13)
+    np.testing.assert_allclose(tdask.hvp(nll, theta, np.array([1.0, -1.0]), chunked),
+                               nll.hvp(theta, obs, np.array([1.0, -1.0]), reduce="sum"), rtol=1e-12)
+    assert tdask.values(nll, theta, chunked, reduce="mean") == pytest.approx(nll(theta, obs, reduce="mean"))
+    with pytest.raises(ValueError, match="weights must have 20000 rows"):
+        tdask.gradient(nll, theta, chunked, reduce="sum", weights=da.ones(10, chunks=5))
