@@ -20,7 +20,7 @@ from tapead.diagnose import NonFinite, diagnose_point
 from tapead.explain import Explanation, explain
 from tapead.minimize import ScipyFunctions
 from tapead.tape import TapeData, validate
-from tapead.tracer import trace
+from tapead.tracer import holds_traced, inline, trace
 
 __all__ = ["Tape", "record", "load", "optimize"]
 
@@ -460,6 +460,8 @@ class Tape(TapeData):
         """Values y = f(x) at every point: (N, *out_shape), or out_shape for one point (or their
         sum or mean with ``reduce=``)."""
         (P,) = self._split(args, [], "tape()")
+        if holds_traced(X) or holds_traced(P):  # called inside another record: inline this tape
+            return inline(self, X, P)
         X, batched = self._points(X, P)
         reduce, w = self._reduced("tape()", X, P, batched, reduce, weights, out)
         if reduce is not None:
@@ -684,8 +686,9 @@ class Tape(TapeData):
 
     def stats(self) -> dict:
         """Sizes: instructions recorded and after optimisation, slots, the values the reverse sweep
-        reads, scratch rows and bytes per point of each sweep (q directions: JVP, Hessian), and
-        the dot-product chains the value and gradient sweeps run as one instruction each.
+        reads, scratch rows and bytes per point of each sweep (q directions: JVP, Hessian), the
+        dot-product chains the value and gradient sweeps run as one instruction each, and the
+        colorings of the sparse Jacobian and Hessian (nonzeros, colors = sweeps' directions).
 
         Examples
         --------
@@ -708,6 +711,7 @@ class Tape(TapeData):
             "tile": {"values": tile_size(rows), "gradient": tile_size(reverse_values + rows)},
             "chains": {"count": int(np.sum(chained >= passes.CHAIN_END)),
                        "ops": int(np.sum(chained >= passes.CHAIN_MULC))},
+            "colors": {"jacobian": self._jacobian_coloring.stats(), "hessian": self._hessian_coloring.stats()},
         }
 
     def explain(self, x, *args, wrt=0, y_bar=None) -> Explanation:
@@ -729,9 +733,7 @@ class Tape(TapeData):
         from tapead.dot import to_dot
 
         (p,) = self._split(args, [], "to_dot")
-        if x is not None:
-            x = self._points(x)[0][0]
-            p = () if p is None else self._params(p, 1)[0][0]
+        p = () if p is None else self._params(p, 1)[0][0]
         return to_dot(self, x, p)
 
     def find_nonfinite(self, X, *args, limit: int = 100) -> list[NonFinite]:

@@ -340,7 +340,6 @@ def test_dot_takes_exactly_one_point(seed):
             to_dot(seed, bad)
 
 
-@pytest.mark.xfail(strict=True, reason="api.Tape.to_dot passes only X[0] of a batch to dot.to_dot (api.py)")
 def test_tape_to_dot_refuses_a_batch(seed):
     with pytest.raises(ValueError, match="one point"):
         seed.to_dot(np.ones((2, 2)))

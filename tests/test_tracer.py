@@ -177,3 +177,16 @@ def test_scalar_times_array_and_ufuncs_mixing_scalars_and_arrays(rng):
         return np.sum(x[0] * x[1:] ** 2) + np.sum(np.maximum(x[0], x[1:])) + np.sum(2.0 ** x[1:] * x[0])
 
     check_against_numpy(f, 4, rng.uniform(0.5, 1.5, (20, 4)))
+
+
+def test_a_tape_called_inside_record_is_inlined():
+    inner = tapead.record(lambda x: [np.sin(x[0]) * x[1], x[0] ** 2], 2)
+    outer = tapead.record(lambda x: np.sum(inner(x[:2]) * x[2]), 3)
+    direct = tapead.record(lambda x: (np.sin(x[0]) * x[1] + x[0] ** 2) * x[2], 3)
+    X = np.random.default_rng(7).normal(size=(20, 3))
+    np.testing.assert_allclose(outer(X), direct(X), rtol=1e-15)
+    np.testing.assert_allclose(outer.gradient(X), direct.gradient(X), rtol=1e-14)
+    # second derivatives through the inlined instructions
+    grad = tapead.record(lambda x: np.sum(inner(x) ** 2), 2)
+    np.testing.assert_allclose(grad.hessian(X[:, :2]), tapead.record(
+        lambda x: (np.sin(x[0]) * x[1]) ** 2 + x[0] ** 4, 2).hessian(X[:, :2]), rtol=1e-12, atol=1e-12)
