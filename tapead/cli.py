@@ -7,8 +7,11 @@
   gradients at every point of a .npy or .csv file, streamed in blocks of rows.
 
 Expressions are parsed by :mod:`tapead.expr` (a whitelist parser, never eval).
+Output files are written atomically (:func:`tapead.io.atomic_file`): a failed, interrupted
+(Ctrl-C) or terminated (SIGTERM) run leaves an existing file as it was and creates none.
 Exit status: 0 success; 1 a problem with a file or its data (unreadable, malformed,
-Graphviz missing); 2 a bad command line, a bad expression included.
+Graphviz missing); 2 a bad command line, a bad expression included; 130 interrupted;
+143 terminated.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -125,30 +130,45 @@ def explain_command(args) -> int:
     target = args.dot or args.svg or args.png
     if target:
         from tapead.dot import INSTALL_HINT, GraphvizNotFound, render, to_dot
+        from tapead.io import atomic_file
 
         try:
             text = to_dot(expression.tape, x, names=names)
         except ValueError as e:
             raise CommandError(f"no graph written: {e}") from None
-        if args.dot:
-            _write_text(target, text)
-        else:
-            try:
-                render(text, target, "svg" if args.svg else "png")
-            except GraphvizNotFound:
-                # keep the user's work: the DOT text renders later with `dot -Tsvg FILE.dot -o FILE.svg`
-                fallback = os.path.splitext(target)[0] + ".dot"
-                _write_text(fallback, text)
-                raise CommandError(f"{INSTALL_HINT}; wrote the DOT text to {fallback} instead") from None
-            except RuntimeError as e:
-                raise CommandError(str(e)) from None
+        try:  # a failed or interrupted run leaves an existing FILE as it was
+            with atomic_file(target) as tmp:
+                if args.dot:
+                    _write_text(tmp, text, "w")
+                else:
+                    render(text, tmp, "svg" if args.svg else "png")
+        except GraphvizNotFound:
+            # keep the user's work: the DOT text renders later with `dot -Tsvg FILE.dot -o FILE.svg`
+            fallback = _write_new_text(os.path.splitext(target)[0] + ".dot", text)
+            raise CommandError(f"{INSTALL_HINT}; wrote the DOT text to {fallback} instead") from None
+        except RuntimeError as e:
+            raise CommandError(str(e)) from None
         print(f"tapead explain: wrote the graph to {target}", file=sys.stderr)
     return 0
 
 
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+def _write_text(path: str, text: str, mode: str) -> None:
+    with open(path, mode, encoding="utf-8") as f:
         f.write(text + "\n")
+
+
+def _write_new_text(path: str, text: str) -> str:
+    """Write ``text`` to ``path``, or when that exists to PATH-2, PATH-3, ... (a file is never
+    overwritten); return the name written."""
+    stem, suffix = os.path.splitext(path)
+    for k in range(1, 100):
+        name = path if k == 1 else f"{stem}-{k}{suffix}"
+        try:
+            _write_text(name, text, "x")
+            return name
+        except FileExistsError:
+            continue
+    raise CommandError(f"no graph written: {path} and {stem}-2{suffix} .. {stem}-99{suffix} all exist")
 
 
 # ---- tapead grad ---------------------------------------------------------------
@@ -273,8 +293,8 @@ def grad_command(args) -> int:
     if args.block < 1:
         raise _usage("--block must be at least 1")
     in_kind, out_kind = _file_kind(args.points, "--points"), _file_kind(args.out, "--out")
-    if os.path.abspath(args.points) == os.path.abspath(args.out):
-        raise _usage("--out must not be the --points file")
+    if _same_file(args.points, args.out):
+        raise _usage(f"--out {args.out} must not be the --points file {args.points} (the same file)")
     block = args.block
     closing = []
     try:
@@ -322,53 +342,69 @@ def grad_command(args) -> int:
     return 0
 
 
-def _stream(tape, blocks, out: str, out_kind: str, n_rows: int | None, columns: list[str]) -> tuple[int, int]:
-    """Evaluate each block, write it, and return (points written, points with a non-finite result)."""
-    width = len(columns)
-    progress = _Progress(sys.stderr, "tapead grad")
-    done = nonfinite = 0
-    result = None
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file: the same path, or through a hard link or a symlink."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
     try:
-        if out_kind == "npy":
-            result = np.lib.format.open_memmap(out, mode="w+", dtype=np.float64, shape=(n_rows, width))
-        else:
-            result = open(out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-            result.write(",".join(columns) + "\n")
-        for X, fraction in blocks:
-            k = X.shape[0]
-            if k == 0:
-                continue
-            y, g = tape.value_and_gradient(X)
-            rows = np.empty((k, width))
-            rows[:, 0], rows[:, 1:] = y, g
-            nonfinite += int(k - np.isfinite(rows).all(axis=1).sum())
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
+def _stream(tape, blocks, out: str, out_kind: str, n_rows: int | None, columns: list[str]) -> tuple[int, int]:
+    """Evaluate each block, write it, and return (points written, points with a non-finite result).
+
+    The result goes to a temporary file that replaces ``out`` only once complete (see
+    tapead.io.atomic_file): a failure leaves an existing ``out`` as it was and creates none.
+    """
+    from tapead.io import atomic_file
+
+    progress = _Progress(sys.stderr, "tapead grad")
+    try:
+        with atomic_file(out) as tmp:
             if out_kind == "npy":
-                if done + k > n_rows:
-                    raise CommandError("the points file grew while it was read")
-                result[done : done + k] = rows
+                result = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(n_rows, len(columns)))
             else:
-                # repr is the shortest text that reads back as the same float64
-                result.write("".join(",".join(map(repr, row)) + "\n" for row in rows.tolist()))
-            done += k
-            progress.update(fraction, done)
-        progress.update(1.0, done)  # the whole file is read: CSV fractions count characters, not bytes
-        if out_kind == "npy" and done != n_rows:
-            raise CommandError(f"read {done} points, expected {n_rows}: the points file changed while it was read")
-    except BaseException:
-        _close(result)
-        if os.path.exists(out):
-            os.remove(out)  # never leave a half-written result that looks complete
-        raise
+                result = open(tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+                result.write(",".join(columns) + "\n")
+            try:
+                return _fill(tape, blocks, result, out_kind, n_rows, len(columns), progress)
+            finally:
+                _close(result)
     finally:
         progress.close()
-    _close(result)
+
+
+def _fill(tape, blocks, result, out_kind: str, n_rows: int | None, width: int, progress) -> tuple[int, int]:
+    done = nonfinite = 0
+    for X, fraction in blocks:
+        k = X.shape[0]
+        if k == 0:
+            continue
+        y, g = tape.value_and_gradient(X)
+        rows = np.empty((k, width))
+        rows[:, 0], rows[:, 1:] = y, g
+        nonfinite += int(k - np.isfinite(rows).all(axis=1).sum())
+        if out_kind == "npy":
+            if done + k > n_rows:
+                raise CommandError("the points file grew while it was read")
+            result[done : done + k] = rows
+        else:
+            # repr is the shortest text that reads back as the same float64
+            result.write("".join(",".join(map(repr, row)) + "\n" for row in rows.tolist()))
+        done += k
+        progress.update(fraction, done)
+    progress.update(1.0, done)  # the whole file is read: CSV fractions count characters, not bytes
+    if out_kind == "npy" and done != n_rows:
+        raise CommandError(f"read {done} points, expected {n_rows}: the points file changed while it was read")
     return done, nonfinite
 
 
 def _close(result) -> None:
     if isinstance(result, np.memmap):
         result.flush()  # the mapping itself closes when the array is collected
-    elif result is not None:
+    else:
         result.close()
 
 
@@ -469,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "warmup":
+        if args.jobs is not None and args.jobs < 1:
+            parser.error("--jobs must be at least 1")
         return warmup(args.jobs, args.only)
     if args.command == "demo":
         if args.points < 1:
@@ -477,8 +515,14 @@ def main(argv: list[str] | None = None) -> int:
     from tapead.expr import ExpressionError
 
     command = {"explain": explain_command, "grad": grad_command}[args.command]
+    main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers live
+    if main_thread:
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return command(args)
+    except KeyboardInterrupt:
+        print(f"tapead {args.command}: interrupted", file=sys.stderr)
+        return 130
     except ExpressionError as e:
         print(f"tapead {args.command}: invalid expression:\n{e}", file=sys.stderr)
         return 2
@@ -489,8 +533,20 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as e:
-        print(f"tapead {args.command}: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        where = "" if e.filename is None else f"{e.filename}: "
+        # name the argument whose file failed: --points, --out, --dot, --svg or --png
+        option = next((f"--{name} " for name in ("points", "out", "dot", "svg", "png")
+                       if where and getattr(args, name, None) == e.filename), "")
+        print(f"tapead {args.command}: {option}{where}{e.strerror or e}", file=sys.stderr)
         return 1
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _terminate(signum, frame):
+    """SIGTERM unwinds like Ctrl-C (so a half-written output is removed), then exits 128 + 15."""
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,17 @@ reference interpreter then replays each such point alone and names the first
 instruction that produced a non-finite value (forward), or, when every value
 is finite, the first contribution partial * adjoint of the reverse sweep that
 is not finite; with the line of the user's function that recorded it.
+
+A tape's ``source`` entries are places "file:line" recorded in this process, whose code is read
+(through linecache) when shown or saved, or text "file:line: code" that a tape file carried. A
+place from a file is never opened: :func:`text_from_file` turns every entry a file holds into
+text, so a tape file cannot make tapead read, print or hang on a path it names.
 """
 
 from __future__ import annotations
 
 import linecache
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +24,9 @@ from tapead import reference
 from tapead.ops import CONST, OPS
 from tapead.tape import TapeData, format_instruction, slot_name
 
-__all__ = ["NonFinite", "diagnose_point"]
+__all__ = ["NonFinite", "diagnose_point", "source_text", "text_from_file"]
+
+MAX_SOURCE_CHARS = 500  # a source line as shown and saved; longer ones are cut
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,37 @@ class NonFinite:
         return text + (f"\n    recorded at {self.source}" if self.source else "")
 
 
+_PLACE = re.compile(r"(.+):([0-9]+)", re.DOTALL)  # "file:line", as the tracer records it
+
+
+def _printable(text: str) -> str:
+    """One line of at most MAX_SOURCE_CHARS printable characters (no terminal escapes)."""
+    if len(text) > MAX_SOURCE_CHARS:
+        text = text[: MAX_SOURCE_CHARS - 3] + "..."
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
+def source_text(entry: str) -> str:
+    """``entry`` of a tape's ``source`` as text: a place recorded in this process gets its code
+    ("file:line: code"); text is returned as it is."""
+    place = _PLACE.fullmatch(entry)
+    if place is None:
+        return _printable(entry)
+    code = linecache.getline(place[1], int(place[2])).strip()
+    return _printable(f"{entry}: {code}" if code else entry)
+
+
+def text_from_file(entry: str) -> str:
+    """A ``source`` entry read from a tape file, as text that is never taken for a place to open
+    (one that reads as "file:line", from an older file or a hostile one, is marked)."""
+    entry = _printable(entry)
+    return f"{entry} (from a tape file)" if _PLACE.fullmatch(entry) else entry
+
+
 def _source(tape: TapeData, slot: int) -> str:
     if tape.source_index is None or tape.source_index[slot] < 0:
         return ""
-    place = tape.source[tape.source_index[slot]]
-    file, _, line = place.rpartition(":")
-    code = linecache.getline(file, int(line)).strip() if line.isdigit() else ""
-    return f"{place}: {code}" if code else place
+    return source_text(tape.source[tape.source_index[slot]])
 
 
 def _record(tape: TapeData, k: int, stage: str, i: int, v: np.ndarray, value: float) -> NonFinite:

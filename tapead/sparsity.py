@@ -176,7 +176,7 @@ def color_columns(pattern: tuple[np.ndarray, np.ndarray], n: int) -> Coloring:
     rows, cols = pattern
     n_rows = int(rows.max()) + 1 if len(rows) else 0
     width = np.bincount(rows, minlength=n_rows)
-    dense = len(rows) > 0 and width.max() >= DENSE * n  # a row this wide needs as many colors
+    dense = bool(len(rows)) and bool(width.max() >= DENSE * n)  # a row this wide needs as many colors
     if dense:
         colors = np.arange(n, dtype=np.int64)
     else:
@@ -205,7 +205,7 @@ def star_color(pattern: tuple[np.ndarray, np.ndarray], n: int) -> Coloring:
     """
     rows, cols = pattern
     off = rows != cols
-    dense = len(rows) >= DENSE * n * n
+    dense = bool(len(rows) >= DENSE * n * n)
     if dense:
         colors = np.arange(n, dtype=np.int64)
     else:

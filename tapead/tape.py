@@ -18,6 +18,7 @@ every pass and on every load.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +49,9 @@ class TapeData:
     n_in: int
     n_params: int = 0
     out_shape: tuple[int, ...] = ()
-    # optional: per slot, an index into ``source`` ("file:line" that recorded it), or -1
+    # optional: per slot, an index into ``source``, or -1. An entry is "file:line" (recorded in
+    # this process: tapead.diagnose reads its code when shown) or "file:line: code" (text, as
+    # tape files carry it: never a path to open)
     source: tuple[str, ...] = ()
     source_index: np.ndarray | None = None
     n_recorded: int = 0  # instructions as recorded, before optimisation (0: not known)
@@ -101,6 +104,8 @@ def validate(tape: TapeData) -> TapeData:
         value = getattr(tape, name)
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
             raise TapeError(f"tape.{name} must be a non-negative integer, got {value!r}")
+    if tape.n_in < 1:
+        raise TapeError("a tape needs at least one input")
     n_lead = tape.n_in + tape.n_params
     if n_lead > n_slots:
         raise TapeError(f"tape has {n_slots} slots, fewer than its {n_lead} inputs and parameters")
@@ -130,10 +135,12 @@ def validate(tape: TapeData) -> TapeData:
     if outputs.size and (outputs.min() < 0 or outputs.max() >= n_slots):
         raise TapeError(f"tape.outputs must name slots in [0, {n_slots}), got {outputs.tolist()[:8]}")
     shape = tape.out_shape
-    if not isinstance(shape, tuple) or any(not isinstance(s, int) or s < 0 for s in shape):
+    if not isinstance(shape, tuple) or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in shape):
         raise TapeError(f"tape.out_shape must be a tuple of non-negative ints, got {shape!r}")
-    if int(np.prod(shape, dtype=np.int64)) != outputs.size:
+    if math.prod(shape) != outputs.size:  # Python ints: no int64 wrap-around to a matching 0
         raise TapeError(f"tape.out_shape {shape} does not hold its {outputs.size} outputs")
+    if outputs.size == 0:
+        raise TapeError("a tape needs at least one output")
     where = tape.source_index
     if where is not None:
         if not isinstance(where, np.ndarray) or where.dtype != INDEX_DTYPE or where.shape != (n_slots,):

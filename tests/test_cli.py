@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -177,7 +180,9 @@ def main(capsys, *args: str) -> tuple[int, str, str]:
     (["grad", "x1", "--points", "p.txt", "--out", "o.npy"], 2, "expected a .npy or .csv file"),
     (["grad", "x1", "--points", "p.npy", "--out", "p.npy"], 2, "must not be the --points file"),
     (["grad", "x1", "--points", "p.npy", "--out", "o.npy", "--block", "0"], 2, "--block must be at least 1"),
-    (["grad", "x1", "--points", "missing.npy", "--out", "o.npy"], 1, "No such file or directory"),
+    (["grad", "x1", "--points", "missing.npy", "--out", "o.npy"], 1, "--points missing.npy: No such file or directory"),
+    (["grad", "x1", "--points", "missing.csv", "--out", "o.npy"], 1, "--points missing.csv: No such file or directory"),
+    (["explain", "x1", "--at", "x1=1", "--dot", "no/g.dot"], 1, "--dot no/g.dot: No such file or directory"),
     (["grad", "x1 +", "--points", "missing.npy", "--out", "o.npy"], 2, "^ expected an operand"),  # text first
 ])
 def test_command_line_errors(capsys, tmp_path, monkeypatch, args, status, message):
@@ -256,3 +261,92 @@ def test_warmup_on_a_cold_cache_runs_one_process_per_sweep(monkeypatch, capsys):
     # a failing child's stderr would be passed on: only the one message may be there
     assert captured.err.strip() == "compiling tapead kernels in 2 processes, once (a few minutes) ..."
     assert "tapead kernels ready in" in captured.out
+
+
+# ---- nothing lost: the input is never the output, and the output appears whole or not at all ----
+
+
+@pytest.mark.parametrize("link", [os.link, os.symlink], ids=["hard link", "symlink"])
+def test_grad_refuses_an_out_that_is_the_points_file_by_another_name(capsys, tmp_path, monkeypatch, points, link):
+    monkeypatch.chdir(tmp_path)
+    link("points.npy", "alias.npy")
+    before = (tmp_path / "points.npy").read_bytes()
+    code, _, err = main(capsys, "grad", SEED, "--points", "points.npy", "--out", "alias.npy")
+    assert code == 2 and "--out alias.npy must not be the --points file points.npy" in err
+    code, _, err = main(capsys, "grad", SEED, "--points", "alias.npy", "--out", "points.npy")
+    assert code == 2 and "must not be the --points file" in err
+    assert (tmp_path / "points.npy").read_bytes() == before
+
+
+def test_a_failed_grad_leaves_an_existing_out_as_it_was(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.csv").write_text("x1,x2\n1,2\n3,4\n5,oops\n")
+    for out in ("out.csv", "out.npy"):
+        (tmp_path / out).write_text("precious\n")
+        code, _, err = main(capsys, "grad", SEED, "--points", "bad.csv", "--out", out, "--block", "2")
+        assert code == 1 and "bad.csv, line 4" in err
+        assert (tmp_path / out).read_text() == "precious\n"
+    assert sorted(os.listdir()) == ["bad.csv", "out.csv", "out.npy"]  # no temporary left
+
+
+def test_grad_names_the_argument_whose_file_fails(capsys, tmp_path, monkeypatch, points):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = main(capsys, "grad", SEED, "--points", "points.npy", "--out", "no/o.npy")
+    assert code == 1 and "--out no/o.npy: No such file or directory" in err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["warmup", "--jobs", "0"])
+    assert exit_.value.code == 2 and "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def _identity(path) -> tuple[int, int, int]:
+    status = os.stat(path)
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+# one point per block: thousands of blocks a second, so 200,000 points take a minute or more
+GRAD_SLOWLY = ["grad", SEED, "--points", "big.npy", "--block", "1"]
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
+def test_grad_killed_mid_run_leaves_out_as_it_was(tmp_path, sig, status):
+    """Two runs, one over an existing --out and one to a new file, stopped while writing:
+    the old file is intact, the new name never appears, and only SIGKILL leaves a temporary."""
+    np.save(tmp_path / "big.npy", np.random.default_rng(1).uniform(1, 3, size=(200_000, 2)))
+    np.save(tmp_path / "old.npy", np.arange(6.0))
+    old = _identity(tmp_path / "old.npy")
+    runs = [subprocess.Popen([sys.executable, "-m", "tapead", *GRAD_SLOWLY, "--out", out], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for out in ("old.npy", "new.npy")]
+    try:
+        deadline = time.monotonic() + 600  # the first run after the kernels change compiles them
+        # both are writing: a new name each in the folder (or old.npy itself changed)
+        while len(set(os.listdir(tmp_path)) - {"big.npy", "old.npy"}) + (_identity(tmp_path / "old.npy") != old) < 2:
+            assert all(run.poll() is None for run in runs), [run.communicate()[1] for run in runs]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for run in runs:
+            run.send_signal(sig)
+        errors = [run.communicate(timeout=60)[1] for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    assert [run.returncode for run in runs] == [status, status], errors
+    assert "Traceback" not in "".join(errors)
+    np.testing.assert_array_equal(np.load(tmp_path / "old.npy"), np.arange(6.0))
+    assert not (tmp_path / "new.npy").exists()
+    temporaries = set(os.listdir(tmp_path)) - {"big.npy", "old.npy"}
+    assert all(re.fullmatch(r"\.(old|new)\.npy\.[0-9a-f]{16}\.tmp", name) for name in temporaries)
+    assert not temporaries or sig == signal.SIGKILL  # only a process killed outright leaves one
+
+
+def test_explain_fallback_never_overwrites_an_existing_dot_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no graphviz
+    (tmp_path / "seed.dot").write_text("mine\n")
+    code, _, err = main(capsys, "explain", SEED, "--at", "x1=2,x2=5", "--svg", "seed.svg")
+    assert code == 1 and "wrote the DOT text to seed-2.dot instead" in err
+    assert (tmp_path / "seed.dot").read_text() == "mine\n"
+    parse_dot((tmp_path / "seed-2.dot").read_text())
+    assert sorted(os.listdir()) == ["empty", "seed-2.dot", "seed.dot"]  # no .svg, no temporary

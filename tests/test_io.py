@@ -1,8 +1,16 @@
-"""Tape files and pickles: round trips, older op tables, and hostile files (fuzzed)."""
+"""Tape files and pickles: round trips, older op tables, hostile files (fuzzed), source lines
+carried as text, and atomic, concurrent saving."""
 
 import io
 import json
+import linecache
+import os
 import pickle
+import stat
+import struct
+import sys
+import threading
+import warnings
 import zipfile
 
 import numpy as np
@@ -12,8 +20,9 @@ from hypothesis import strategies as st
 
 import tapead
 from tapead import io as tape_io
-from tapead.ops import OPS
-from tapead.tape import TapeError
+from tapead.diagnose import MAX_SOURCE_CHARS, source_text
+from tapead.ops import CONST, INPUT, OPS
+from tapead.tape import TapeData, TapeError, validate
 
 
 def seed(x):
@@ -33,7 +42,8 @@ def data(tape):
 def _same(a, b):
     for name in ("op", "arg0", "arg1", "arg2", "const", "outputs", "source_index"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
-    assert (a.n_in, a.n_params, a.out_shape, a.source) == (b.n_in, b.n_params, b.out_shape, b.source)
+    assert (a.n_in, a.n_params, a.out_shape) == (b.n_in, b.n_params, b.out_shape)
+    assert [source_text(s) for s in a.source] == [source_text(s) for s in b.source]  # a file holds the text
 
 
 def test_save_load_round_trip(tape, tmp_path, rng):
@@ -91,6 +101,27 @@ def _zip(members: dict, compression=zipfile.ZIP_STORED) -> bytes:
     return out.getvalue()
 
 
+def _npy_text(header: str) -> bytes:
+    """A .npy member whose header is ``header``, whatever it says."""
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1")
+
+
+def _patched(data: bytes, marker: bytes, offset: int, new: bytes) -> bytes:
+    """``data`` with ``new`` written ``offset`` bytes after the first ``marker``."""
+    at = data.index(marker) + offset
+    return data[:at] + new + data[at + len(new) :]
+
+
+def _garbled_header(data: bytes, compression: int) -> bytes:
+    """header.json compressed with ``compression``, its compressed bytes overwritten."""
+    members = _members(data)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content, compress_type=compression if name == "header.json" else zipfile.ZIP_STORED)
+    return _patched(out.getvalue(), b"header.json", 11 + 8, b"\xff" * 12)  # after the local header's name
+
+
 def _members(data):
     archive = zipfile.ZipFile(io.BytesIO(data))
     return {name: archive.read(name) for name in archive.namelist()}
@@ -131,18 +162,29 @@ HOSTILE = {
     "truncated": lambda d: d[: len(d) // 2],
     "huge declared npy": lambda d: _with(d, const_npy=_npy_header((10**11,))),
     "compressed member": lambda d: _zip(_members(d), zipfile.ZIP_DEFLATED),
+    # these raised NotImplementedError, tokenize.TokenError, zlib.error and LZMAError, or loaded
+    "newer zip version": lambda d: _patched(d, b"PK\x01\x02", 6, b"\x63"),  # needs version 9.9 to extract
+    "unterminated npy header": lambda d: _with(d, op_npy=_npy_text("{'descr': '<i4', 'shape': (11,\n")),
+    "python-2 npy header": lambda d: _with(d, op_npy=_npy_text("{'descr': '<i4', 'fortran_order': False, "
+                                                              "'shape': (11L,), }\n") + b"\0" * 44),
+    "deflated garbage header": lambda d: _garbled_header(d, zipfile.ZIP_DEFLATED),
+    "lzma garbage header": lambda d: _garbled_header(d, zipfile.ZIP_LZMA),
+    "out_shape wraps to 0": lambda d: _with(d, out_shape=[2**28] * 3, outputs_npy=_npy(np.zeros(0, np.int32))),
+    "no inputs": lambda d: _with(d, n_in=0),
 }
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_files_get_a_clear_error(data, name, tmp_path):
     bad = HOSTILE[name](data)
-    with pytest.raises(TapeError):
-        tape_io.from_bytes(bad)
     path = tmp_path / "bad.tape"
     path.write_bytes(bad)
-    with pytest.raises(TapeError):
-        tapead.load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning on the way
+        with pytest.raises(TapeError):
+            tape_io.from_bytes(bad)
+        with pytest.raises(TapeError):
+            tapead.load(path)
 
 
 FUZZ_EXAMPLES = 300
@@ -178,3 +220,157 @@ def _save(tape, tmp_path):
     path = tmp_path / "t.tape"
     tape.save(path)
     return path
+
+
+# ---- tapes without inputs or outputs -------------------------------------------------------
+
+
+def _tape_data(op, outputs, n_in, out_shape) -> TapeData:
+    n = len(op)
+    return TapeData(op=np.array(op, np.int32), arg0=np.full(n, -1, np.int32), arg1=np.full(n, -1, np.int32),
+                    arg2=np.full(n, -1, np.int32), const=np.full(n, 2.0), outputs=np.array(outputs, np.int32),
+                    n_in=n_in, out_shape=out_shape)
+
+
+def test_tapes_without_inputs_or_outputs_are_refused(data):
+    validate(_tape_data([INPUT, CONST], [1], 1, ()))  # the smallest valid tape: x -> 2
+    with pytest.raises(TapeError, match="at least one input"):
+        validate(_tape_data([CONST], [0], 0, ()))
+    with pytest.raises(TapeError, match="at least one output"):
+        validate(_tape_data([INPUT], [], 1, (0,)))
+    with pytest.raises(TapeError, match="at least one input"):
+        tape_io.from_bytes(_with(data, n_in=0))
+    with pytest.raises(TapeError, match=r"out_shape \(268435456, 268435456, 268435456\) does not hold its 0"):
+        tape_io.from_bytes(HOSTILE["out_shape wraps to 0"](data))
+
+
+# ---- source lines: text inside the file, never a path to open --------------------------------
+
+_WATCHED: set[str] = set()
+
+
+def _refuse_watched_opens(event: str, args: tuple) -> None:
+    """An audit hook: opening a watched path raises, so a FIFO cannot hang the test."""
+    path = args[0] if event == "open" and _WATCHED else None
+    if isinstance(path, (str, bytes)) and os.path.realpath(os.fsdecode(path)) in _WATCHED:
+        raise RuntimeError(f"opened {path!r}, a path named by a tape file")
+
+
+@pytest.fixture
+def never_opened():
+    """A set of paths this process must not open while the test runs."""
+    if not getattr(sys, "_tapead_test_audit", False):  # audit hooks cannot be removed: add it once
+        sys.addaudithook(_refuse_watched_opens)
+        sys._tapead_test_audit = True
+    yield _WATCHED
+    _WATCHED.clear()
+
+
+def test_source_lines_travel_inside_the_file_as_text(tmp_path, never_opened):
+    module = tmp_path / "model.py"
+    module.write_text("import numpy as np\n\n\ndef f(x):\n    return np.log(x[0])  # the recorded line\n")
+    namespace = {}
+    exec(compile(module.read_text(), str(module), "exec"), namespace)  # noqa: S102 - our own file, as import would
+    tapead.record(namespace["f"], 1).save(tmp_path / "f.tape")
+    module.write_text("# edited since\n" * 9)
+    linecache.checkcache(str(module))
+    never_opened.add(os.path.realpath(module))
+    (report,) = tapead.load(tmp_path / "f.tape").find_nonfinite(np.array([[-1.0]]))
+    assert report.source == f"{module}:5: return np.log(x[0])  # the recorded line"
+
+
+def test_a_tape_file_never_makes_tapead_open_the_paths_it_names(data, tmp_path, never_opened):
+    """Its source entries name a private file, a FIFO (would hang) and /dev/zero (would grow)."""
+    secret = tmp_path / "private.txt"
+    secret.write_text("the secret\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    never_opened.update(os.path.realpath(p) for p in (secret, fifo, "/dev/zero"))
+    n = len(json.loads(_members(data)["header.json"])["source"])
+    for entry in (f"{secret}:1", f"{fifo}:1", "/dev/zero:1", "\x1b[2J" + "x" * 5000 + ":3"):
+        path = tmp_path / "hostile.tape"
+        path.write_bytes(_with(data, source=[entry] * n))
+        tape = tapead.load(path)
+        (report,) = tape.find_nonfinite(np.array([[-1.0, 2.0]]), np.ones(1))
+        assert "secret" not in str(report) and report.source.isprintable()
+        if len(entry) < MAX_SOURCE_CHARS:
+            assert report.source == f"{entry} (from a tape file)"
+        else:  # cut to the limit, its escape sequence made harmless
+            assert len(report.source) == MAX_SOURCE_CHARS and report.source.startswith(" [2Jxxx")
+        assert pickle.loads(pickle.dumps(tape)).source == tape.source  # saved again as the same text
+
+
+# ---- saving: atomic, concurrent, permissions kept --------------------------------------------
+
+
+def test_concurrent_saves_to_one_path_never_fail_tear_or_leak(tmp_path):
+    """8 threads x 50 saves of two tapes to one path while 2 threads load it: every save
+    succeeds, every load finds one whole tape, and no temporary file is left."""
+    tapes = [tapead.record(seed, 2), tapead.record(lambda x: x[0] * x[1], 2)]
+    sizes = {t.n_slots for t in tapes}
+    path = tmp_path / "shared.tape"
+    tapes[0].save(path)
+    errors, loaded, done = [], [], threading.Event()
+
+    def save(k):
+        try:
+            for i in range(50):
+                tapes[(k + i) % 2].save(path)
+        except BaseException as error:  # noqa: BLE001 - collected, then asserted empty
+            errors.append(error)
+
+    def load():
+        try:
+            while not done.is_set():
+                loaded.append(tapead.load(path).n_slots)
+        except BaseException as error:  # noqa: BLE001
+            errors.append(error)
+
+    readers = [threading.Thread(target=load) for _ in range(2)]
+    writers = [threading.Thread(target=save, args=(k,)) for k in range(8)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    for thread in readers:
+        thread.join()
+    assert errors == []
+    assert loaded and set(loaded) <= sizes and len(sizes) == 2
+    assert os.listdir(tmp_path) == ["shared.tape"]
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_save_keeps_permissions_writes_through_symlinks_and_cleans_up(tape, tmp_path):
+    path = tmp_path / "t.tape"
+    tape.save(path)
+    umask = os.umask(0o22)
+    os.umask(umask)
+    assert _mode(path) == 0o666 & ~umask  # a new file: what open() would give
+    path.chmod(0o600)
+    tapead.record(seed, 2).save(path)
+    assert _mode(path) == 0o600 and tapead.load(path).n_in == 2  # replaced, its permissions kept
+    link = tmp_path / "link.tape"
+    link.symlink_to(path)
+    tape.save(link)
+    assert link.is_symlink() and tapead.load(path).n_params == 1  # written through the link
+    (tmp_path / "dir.tape").mkdir()
+    with pytest.raises(IsADirectoryError):
+        tape.save(tmp_path / "dir.tape")
+    with pytest.raises(FileNotFoundError):
+        tape.save(tmp_path / "no" / "such.tape")
+    assert sorted(os.listdir(tmp_path)) == ["dir.tape", "link.tape", "t.tape"]  # no temporary left
+
+
+def test_an_interrupted_write_leaves_the_old_file(tape, tmp_path):
+    path = tmp_path / "t.tape"
+    tape.save(path)
+    before = path.read_bytes()
+    with pytest.raises(KeyboardInterrupt), tape_io.atomic_file(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"half a tape")
+        raise KeyboardInterrupt
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["t.tape"]
