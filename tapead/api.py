@@ -753,6 +753,8 @@ class Tape(TapeData):
         [(1, 'log', 'value'), (2, 'sqrt', 'derivative')]
         """
         (P,) = self._split(args, [], "find_nonfinite")
+        if not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 0:
+            raise ValueError(f"limit must be a whole number >= 0 (the most points to report), got {limit!r}")
         X, _ = self._points(X, P)
         params, step = self._params(P, X.shape[0])
         y_bar = np.ones(self.n_out)

@@ -179,7 +179,6 @@ def _evaluate_in_a_child(folder, n: int) -> None:
 # ---- arguments ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="needs the api.py change of issue 12: Tape.find_nonfinite refuses limit < 0")
 def test_find_nonfinite_refuses_a_negative_limit():
     tape = tapead.record(lambda x: np.log(x[0]), 1)
     X = np.array([[-1.0], [-2.0]])
