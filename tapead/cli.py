@@ -418,47 +418,56 @@ exit status: 0 success, 1 a problem with a file or its data, 2 a bad command lin
 """
 
 
-# each sweep through the call that runs it (largest compile first)
+# each sweep through the call that runs it, in two groups that share op functions (the values
+# sweep's are the gradient's forward part, the tangent sweep's the Hessian's)
 _WARMUP = {
-    "hessian": lambda tape, X: tape.hvp(X, np.ones(2)),
+    "values": lambda tape, X: tape(X),
     "gradient": lambda tape, X: tape.gradient(X),
     "jvp": lambda tape, X: tape.jvp(X, np.ones(2)),
-    "values": lambda tape, X: tape(X),
+    "hessian": lambda tape, X: tape.hvp(X, np.ones(2)),
 }
+_GROUPS = ("values,gradient", "jvp,hessian")
 
 
 def warmup(jobs: int | None = None, only: str | None = None) -> int:
-    """Run every sweep (or ``only`` one) once, on one point and on many (serial and parallel
-    entry points), so that later processes load all kernels from Numba's cache.
+    """Compile the full sweeps (every op of the table) into Numba's cache, or load them from it,
+    so that every later process and every tape uses them; print each sweep's time.
 
-    When they are not cached yet, the sweeps are first compiled in up to ``jobs`` processes at
-    once (default: one per CPU), one sweep each: compilation is single-threaded, and the four
-    sweeps compile in about half the time on two cores.
+    Without them, a tape's first evaluation compiles sweeps for its own ops only (seconds).
+    When not cached yet, the two groups of sweeps compile in up to ``jobs`` processes at once
+    (default: one per CPU): compilation is single-threaded.
     """
+    import resource
     import subprocess
 
     import tapead
-    from tapead.api import kernels_cached
+    from tapead import runtime
 
     start = time.perf_counter()
     jobs = (os.cpu_count() or 1) if jobs is None else max(1, jobs)
-    if only is None and jobs > 1 and not kernels_cached():
-        print(f"compiling tapead kernels in {min(jobs, len(_WARMUP))} processes, once (a few minutes) ...",
-              file=sys.stderr, flush=True)
-        waiting, running = list(_WARMUP), []
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                command = [sys.executable, "-m", "tapead", "warmup", "--only", waiting.pop(0)]
-                running.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-            child = running.pop(0)
-            _, err = child.communicate()
-            if child.returncode:  # the serial runs below compile what is missing, and fail loudly
-                print(err.decode(errors="replace"), file=sys.stderr)
+    kinds = list(_WARMUP) if only is None else only.split(",")
+    if only is None and jobs > 1 and not runtime.kernels_cached():
+        print(f"compiling the tapead sweeps in {min(jobs, len(_GROUPS))} processes, once ...", file=sys.stderr,
+              flush=True)
+        children = [subprocess.Popen([sys.executable, "-m", "tapead", "warmup", "--only", group],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                    for group in _GROUPS[:jobs]]
+        for child in children:
+            out, err = child.communicate()
+            print(out.rstrip().rsplit("\n", 1)[0])  # its per-sweep lines
+            if child.returncode:  # the runs below compile what is missing, and fail loudly
+                print(err, file=sys.stderr)
+    runtime.specialise = False
     tape = tapead.record(seed_function, 2)
-    for X in (np.array([2.0, 5.0]), np.ones((5000, 2)) * 2):
-        for kind, run in _WARMUP.items():
-            if only in (None, kind):
-                run(tape, X)
+    for kind in kinds:
+        if kind not in _WARMUP:
+            raise CommandError(f"--only: unknown sweep {kind!r}; choose from {', '.join(_WARMUP)}", 2)
+        wall, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+        for X in (np.array([2.0, 5.0]), np.ones((5000, 2)) * 2):
+            _WARMUP[kind](tape, X)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"  {kind}: {time.perf_counter() - wall:.1f} s "
+              f"({used.ru_utime + used.ru_stime - cpu.ru_utime - cpu.ru_stime:.1f} s CPU)")
     print(f"tapead kernels ready in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -501,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p_warmup = sub.add_parser("warmup", help="compile (or load from the cache) every kernel now, and say how long it took")
     p_warmup.add_argument("--jobs", type=int, default=None, help="processes compiling at once (default: one per CPU)")
-    p_warmup.add_argument("--only", choices=list(_WARMUP), help=argparse.SUPPRESS)
+    p_warmup.add_argument("--only", help=argparse.SUPPRESS)  # sweeps, comma-separated
 
     args = parser.parse_args(argv)
     if args.command == "warmup":

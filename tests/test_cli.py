@@ -234,17 +234,17 @@ def test_progress_bar_only_on_a_terminal(capsys, tmp_path, monkeypatch, points):
 
 
 def test_warmup_readies_every_kernel(tmp_path):
-    script = ("from tapead import cli; from tapead.kernels import sweeps; cli.main(['warmup']); "
-              "names = ['forward_primal', 'forward_tangent', 'reverse_adjoint', 'reverse_hessian']; "
-              "print(all(getattr(sweeps, n).signatures and getattr(sweeps, '_' + n + '_tiles').signatures "
-              "for n in names))")
+    script = ("from tapead import cli, runtime; from tapead.kernels import sweeps; cli.main(['warmup']); "
+              "print(all(len(getattr(sweeps, n).signatures) == 1 for n in runtime.SWEEPS))")
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr
     assert "tapead kernels ready in" in out.stdout and out.stdout.strip().endswith("True")
+    for kind in cli._WARMUP:  # a time per sweep
+        assert f"  {kind}: " in out.stdout
 
 
-def test_warmup_on_a_cold_cache_runs_one_process_per_sweep(monkeypatch, capsys):
-    import tapead.api
+def test_warmup_on_a_cold_cache_runs_one_process_per_group_of_sweeps(monkeypatch, capsys):
+    from tapead import runtime
 
     started = []
     real_popen = subprocess.Popen
@@ -253,13 +253,13 @@ def test_warmup_on_a_cold_cache_runs_one_process_per_sweep(monkeypatch, capsys):
         started.append(command[-1])
         return real_popen(command, **kwargs)  # the children find the kernels cached: seconds
 
-    monkeypatch.setattr(tapead.api, "kernels_cached", lambda: False)
+    monkeypatch.setattr(runtime, "kernels_cached", lambda: False)
     monkeypatch.setattr(subprocess, "Popen", popen)
     assert cli.warmup(jobs=2) == 0
-    assert started == ["hessian", "gradient", "jvp", "values"]
+    assert started == ["values,gradient", "jvp,hessian"]
     captured = capsys.readouterr()
     # a failing child's stderr would be passed on: only the one message may be there
-    assert captured.err.strip() == "compiling tapead kernels in 2 processes, once (a few minutes) ..."
+    assert captured.err.strip() == "compiling the tapead sweeps in 2 processes, once ..."
     assert "tapead kernels ready in" in captured.out
 
 
