@@ -15,7 +15,7 @@ import numpy as np
 
 from tapead import io as tape_io
 from tapead import passes, runtime, sparsity
-from tapead.runtime import BLOCK, kernels_cached, tile_size  # noqa: F401 (kernels_cached: cli.warmup's, until it imports runtime)
+from tapead.runtime import BLOCK, tile_size
 from tapead.diagnose import NonFinite, diagnose_point
 from tapead.explain import Explanation, explain
 from tapead.minimize import ScipyFunctions
