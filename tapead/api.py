@@ -657,7 +657,7 @@ class Tape(TapeData):
         for block in _blocks(N, progress):
             B = np.empty((block.stop - block.start, self.n_out, coloring.n_colors))
             for cols in _chunks(coloring.n_colors):
-                seeds = np.ascontiguousarray(coloring.seeds[None, :, cols])
+                seeds = coloring.seed_columns(cols)[None]
                 B[:, :, cols] = self._tangent(X[block], _rows(P, p_step, block), seeds, 0)[1]
             values[block] = B[:, coloring.source_row, coloring.source_col]
         return (coloring.rows, coloring.cols), (values if batched else values[0])
@@ -672,8 +672,8 @@ class Tape(TapeData):
         P, p_step = self._params(P, N)
         values = np.empty((N, coloring.rows.size))
         for block in _blocks(N, progress):
-            B = self._hessian(X[block], _rows(P, p_step, block), _rows(W, w_step, block), w_step,
-                              np.ascontiguousarray(coloring.seeds[None]), 0)
+            seeds = None if coloring.dense else coloring.seeds[None]  # None: the identity, a chunk at a time
+            B = self._hessian(X[block], _rows(P, p_step, block), _rows(W, w_step, block), w_step, seeds, 0)
             values[block] = B[:, coloring.source_row, coloring.source_col]
         return (coloring.rows, coloring.cols), (values if batched else values[0])
 

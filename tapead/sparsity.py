@@ -122,10 +122,23 @@ class Coloring:
     cols: np.ndarray
     colors: np.ndarray
     n_colors: int
-    seeds: np.ndarray
     source_row: np.ndarray
     source_col: np.ndarray
     dense: bool = False
+
+    @property
+    def seeds(self) -> np.ndarray:
+        """(n, n_colors): column j of the directions is the sum of the unit vectors of color j."""
+        return self.seed_columns(slice(0, self.n_colors))
+
+    def seed_columns(self, cols: slice) -> np.ndarray:
+        """The directions of colors ``cols`` only, (n, len): sweeps take them a chunk at a time,
+        so a dense fallback of n colors never makes an n x n matrix."""
+        start, stop = cols.start, min(cols.stop, self.n_colors)
+        seeds = np.zeros((len(self.colors), stop - start))
+        mine = (self.colors >= start) & (self.colors < stop)
+        seeds[np.flatnonzero(mine), self.colors[mine] - start] = 1.0
+        return seeds
 
     def stats(self) -> dict:
         """Structural nonzeros, colors (sweeps or directions) and whether the dense fallback was taken."""
@@ -134,12 +147,6 @@ class Coloring:
 
 def _greedy_order(degree: np.ndarray) -> np.ndarray:
     return np.argsort(-degree, kind="stable")  # largest degree first
-
-
-def _seeds(colors: np.ndarray, n_colors: int) -> np.ndarray:
-    seeds = np.zeros((len(colors), n_colors))
-    seeds[np.arange(len(colors)), colors] = 1.0
-    return seeds
 
 
 def _masks(major: np.ndarray, minor: np.ndarray, n: int) -> tuple[list[int], list[list[int]]]:
@@ -193,7 +200,7 @@ def color_columns(pattern: tuple[np.ndarray, np.ndarray], n: int) -> Coloring:
                 classes.append(0)
             classes[k] |= 1 << c
     n_colors = int(colors.max()) + 1 if n else 0
-    return Coloring(rows, cols, colors, n_colors, _seeds(colors, n_colors), rows, colors[cols], dense)
+    return Coloring(rows, cols, colors, n_colors, rows, colors[cols], dense)
 
 
 def star_color(pattern: tuple[np.ndarray, np.ndarray], n: int) -> Coloring:
@@ -239,7 +246,7 @@ def star_color(pattern: tuple[np.ndarray, np.ndarray], n: int) -> Coloring:
         if np.any(has_two[colors[rows[swap]], cols[swap]]):
             raise AssertionError("star coloring failed")  # cannot happen
         source_row[swap], source_col[swap] = cols[swap], colors[rows[swap]]
-    return Coloring(rows, cols, colors, n_colors, _seeds(colors, n_colors), source_row, source_col, dense)
+    return Coloring(rows, cols, colors, n_colors, source_row, source_col, dense)
 
 
 def to_scipy(pattern: tuple[np.ndarray, np.ndarray], values: np.ndarray, shape: tuple[int, int]):

@@ -506,11 +506,17 @@ FUNCTIONS: dict[str, Callable] = {
 }
 
 
-def clip(x, lo=None, hi=None):
-    """numpy's clip: minimum(maximum(x, lo), hi); a bound of None is left out."""
+def clip(x, lo=None, hi=None, out=None):
+    """numpy's clip: minimum(maximum(x, lo), hi); a bound of None is left out. ``out``: an
+    object array to write the result into (numpy's np.clip and x.clip pass one)."""
     if lo is not None:
         x = FUNCTIONS["maximum"](x, lo)
-    return x if hi is None else FUNCTIONS["minimum"](x, hi)
+    if hi is not None:
+        x = FUNCTIONS["minimum"](x, hi)
+    if out is None:
+        return x
+    out[...] = x
+    return out
 
 
 def logsumexp(xs):
