@@ -1,4 +1,4 @@
-"""Vectorisable exp, expm1, log, log1p, sin, cos, tanh for the sweeps (DESIGN.md section 6).
+"""Vectorisable exp, expm1, log, log1p, sin, cos, tanh for the sweeps (docs/design.md, "Transcendentals").
 
 libm is called once per element and stops LLVM from vectorising the tile loops: exp costs
 10-12 ns, sin about 20 ns and tanh about 30 ns per element, against about 1 ns for an add.
@@ -16,8 +16,8 @@ Methods (textbook, e.g. Muller, "Elementary Functions", ch. 11):
   log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))) with R the tail of the series of 2 atanh(s).
 - sin, cos: x = k pi/2 + r, pi/2 in four pieces (the first three exact when multiplied by
   k < 2^20), Taylor series on |r| <= pi/4 and the quadrant picked by k mod 4. They give nan
-  for |x| >= 2^19 (and inf, nan): the sweeps check a tile with ``trig_reducible`` first and
-  use libm, which reduces huge arguments exactly, when it fails.
+  for |x| >= 2^19 (and inf, nan): the sweeps then redo those elements, one by one, with libm,
+  which reduces huge arguments exactly (tapead._gen_kernels writes that check).
 - tanh: |x| < 0.55: an odd polynomial (near-minimax, fitted with mpmath); beyond,
   1 - 2 / (e^2|x| + 1), which does not cancel there; sign restored.
 - expm1: its Taylor series for |x| <= 1.1, else 2^k (e^r - 1) + (2^k - 1).
@@ -241,7 +241,7 @@ def sin(x):
     c = _cos_reduced(r, e)
     y = (c if n & 1 else s) * float(1 - (n & 2))  # quadrant n: s, c, -s, -c
     y = y if math.fabs(x) > 7.450580596923828e-09 else x  # sin x = x below 2^-27 (keeps -0.0)
-    return y if math.fabs(x) < LARGE else NAN  # callers check trig_reducible and use libm
+    return y if math.fabs(x) < LARGE else NAN  # callers use libm for these elements
 
 
 @njit(**FLAGS)
@@ -279,7 +279,9 @@ def tanh(x):
 
 @njit(**FLAGS)
 def trig_reducible(x, m):
-    """True when sin and cos above are exact for x[:m]: every |x| < 2^19 (no inf, no nan)."""
+    """True when sin and cos above are exact for x[:m]: every |x| < 2^19 (no inf, no nan).
+
+    The sweeps do not call it: they check element by element (see the module docstring)."""
     ok = True
     for p in range(m):
         ok &= math.fabs(x[p]) < LARGE

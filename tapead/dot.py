@@ -1,4 +1,5 @@
-"""The computational graph of a tape as Graphviz DOT text, in the seed document's picture.
+"""The computational graph of a tape as Graphviz DOT text, drawn as the worked example's graph
+(docs/design.md, "The worked example").
 
 Griewank & Walther, section 2.2: the evaluation procedure as a directed
 acyclic graph. Nodes are the slots v_i (inputs, parameters, intermediates;

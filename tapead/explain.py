@@ -1,4 +1,5 @@
-"""The seed document's pictures of one point: evaluation, tangent and adjoint traces, edge partials, paths.
+"""The worked example's pictures of one point: evaluation, tangent and adjoint traces, edge partials, paths
+(docs/design.md, "The worked example").
 
 Griewank & Walther, section 2.2 (evaluation trace), 3.1 (tangent trace) and
 3.2 (adjoint trace); the path form of the chain rule (each dy_j/dx_k is the

@@ -37,7 +37,7 @@ class OpSpec:
     ``second`` lists the upper triangle of the local Hessian row by row:
     ``(d00,)`` for a unary op, ``(d00, d01, d11)`` for a binary op, six
     entries for a ternary op. ``domain`` gives, per operand, the interval the
-    tests sample. ``fmt`` prints one instruction in the seed's notation.
+    tests sample. ``fmt`` prints one instruction in the notation of docs/design.md, "Notation".
     """
 
     name: str

@@ -8,8 +8,9 @@ float64 scalars, straight from the op table's formulas:
 * adjoint trace (section 3.2): v_bar_j += d phi_i / d v_j * v_bar_i, i descending.
 
 It shares the sweeps' one convention beyond textbook AD, zero skipping
-(a product partial * seed is 0 when either factor is 0), so that the
-derivatives of ``where`` never pick up the unselected branch's NaN.
+(a product partial * tangent or partial * adjoint is 0 when either factor
+is 0), so that the derivatives of ``where`` never pick up the unselected
+branch's NaN (docs/design.md, "Zero skipping").
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def values(tape: TapeData, x, p=()) -> np.ndarray:
 
 
 def local_partials(tape: TapeData, v: np.ndarray, i: int) -> list[float]:
-    """d v_i / d v_arg for each operand of instruction i (the seed's edge labels)."""
+    """d v_i / d v_arg for each operand of instruction i (the edge labels of the graph, as in
+    docs/design.md, "The worked example")."""
     if tape.op[i] <= CONST:
         return []
     args = _operands(tape, v, i)

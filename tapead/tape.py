@@ -152,7 +152,7 @@ def validate(tape: TapeData) -> TapeData:
     return tape
 
 
-# ---- printing, in the seed's notation -------------------------------------
+# ---- printing, in the notation of docs/design.md, "Notation" -------------
 
 
 def slot_name(tape: TapeData, slot: int) -> str:
