@@ -51,7 +51,7 @@ def optional(module: str):
     """The module, or None with a message on stdout saying the peer is skipped."""
     try:
         return importlib.import_module(module)
-    except Exception as error:  # ImportError, or a broken install
+    except Exception as error:  # noqa: BLE001 (ImportError, or a broken install)
         print(f"> skipping {module}: not installed ({type(error).__name__}: {error})\n")
         return None
 
@@ -83,26 +83,29 @@ def machine_line() -> str:
                     break
     except OSError:
         pass
-    if not _launched():  # one parallel launch, so that the threading layer is known
-        import tapead
-
-        tapead.record(lambda x: x[0] * 2.0, 1)(np.zeros((4096, 1)))
     return (f"{cpu}, {os.cpu_count()} CPUs, {numba.get_num_threads()} numba threads "
-            f"({numba.threading_layer()} layer), "
+            f"(tapead: one share of the tiles per thread on a Python thread pool; prange kernels: "
+            f"{_threading_layer()}), "
             f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
             f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.2f} at start")
 
 
-def _launched() -> bool:
+def _threading_layer() -> str:
+    """Numba's threading layer (that of the prange reference kernels), once one has run."""
     import numba
 
     try:
-        numba.threading_layer()
-        return True
+        return f"{numba.threading_layer()} layer"
     except ValueError:
-        return False
+        return "threading layer not started yet"
+
+
+def command_line() -> str:
+    """How this process was started: ``python -m bench.compare --repeats 7``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = [f"-m {spec.name}"] if spec is not None and spec.name else sys.argv[:1]
+    return " ".join([os.path.basename(sys.executable), *program, *sys.argv[1:]])
 
 
 def header(title: str) -> None:
-    print(f"# {title}\n\n{machine_line()}\n\n`{' '.join([os.path.basename(sys.executable)] + sys.argv)}`\n",
-          flush=True)
+    print(f"# {title}\n\n{machine_line()}\n\n`{command_line()}`\n", flush=True)

@@ -1,15 +1,17 @@
 """Colorings at n = 1000: colors against the known optimum, coloring time, sparse vs dense speed.
 
-    python bench/coloring.py [--n 1000] [--dense-points 20] [--sparse-points 200] [--repeats 5]
+    python -m bench.coloring [--n 1000] [--dense-points 20] [--sparse-points 200] [--repeats 5]
 
-Hessians (star coloring, ``tape._hessian_coloring``) of the functions of
-tests/test_second_order.py: banded with half-bandwidth w = 1, 2, 3 (w + 1, the size of a clique,
-is a lower bound for any coloring; the star-coloring optimum of a band graph, found here by
-exhaustive search on 16 vertices, is 2 w + 1: a tridiagonal matrix needs exactly 3), Rosenbrock
-(tridiagonal: 3), arrowhead (2) and block-diagonal with blocks of b (b). Jacobians (column
-coloring of the column intersection graph, ``tape._jacobian_coloring``) of vector functions
-with a known optimum: banded rows of 2 w + 1 consecutive columns (2 w + 1), arrowhead (2),
-block-diagonal (b).
+Hessians (star coloring, ``tapead.sparsity.star_color``, what ``tape.sparse_hessian`` uses) of
+the functions of bench/problems.py (those of tests/test_second_order.py): banded with
+half-bandwidth w = 1, 2, 3 (w + 1, the size of a clique, is a lower bound for any coloring; the
+star-coloring optimum of a band graph, found here by exhaustive search on 16 vertices, is
+2 w + 1: a tridiagonal matrix needs exactly 3), Rosenbrock (tridiagonal: 3), arrowhead (2) and
+block-diagonal with blocks of b (b). Jacobians (column coloring of the column intersection
+graph, ``tapead.sparsity.color_columns``, what ``tape.sparse_jacobian`` uses) of vector
+functions with a known optimum: banded rows of 2 w + 1 consecutive columns (2 w + 1),
+arrowhead (2), block-diagonal (b). Each coloring's pattern is checked to be the tape's own
+(``tape.hessian_sparsity()``, ``tape.jacobian_sparsity()``).
 
 For every Hessian problem, ``tape.sparse_hessian(X)`` against ``tape.hessian(X)``: the dense
 Hessian at n = 1000 is 8 MB per point, so it is timed at --dense-points points (20 by
@@ -22,67 +24,15 @@ the sparsity pattern plus the coloring, computed afresh (tapes cache them).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import tapead  # noqa: E402
-from benchutil import fmt, header, interleaved, once, table  # noqa: E402
-from tapead import sparsity  # noqa: E402
-
-# ---- the functions of tests/test_second_order.py ----
-
-
-def rosenbrock(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def arrowhead(x):
-    return np.sum(x[0] * x[1:] ** 2) + np.sum(x**4)
-
-
-def block_diagonal(x, b=3):
-    return sum(np.prod(x[k : k + b]) for k in range(0, len(x), b))
-
-
-def banded(x, half_width=2):
-    return sum(x[i] * x[min(i + half_width, len(x) - 1)] * np.sin(x[i + 1]) for i in range(len(x) - 1))
-
-
-def rosenbrock_hessian(X):
-    """Hand-written dense Hessian of extended Rosenbrock, (N, n, n)."""
-    N, n = X.shape
-    H = np.zeros((N, n, n))
-    i = np.arange(n - 1)
-    H[:, i, i] += 1200.0 * X[:, :-1] ** 2 - 400.0 * X[:, 1:] + 2.0
-    H[:, i + 1, i + 1] += 200.0
-    H[:, i, i + 1] = H[:, i + 1, i] = -400.0 * X[:, :-1]
-    return H
-
-
-# ---- vector functions for Jacobian colorings ----
-
-
-def banded_vector(w):
-    def f(x):
-        n = len(x)
-        return [np.sin(x[i]) * np.sum(x[max(0, i - w) : min(n, i + w + 1)]) for i in range(n)]
-
-    return f
-
-
-def arrowhead_vector(x):
-    return [x[0]] + [x[0] * x[i] for i in range(1, len(x))]
-
-
-def block_vector(b):
-    def f(x):
-        return [np.prod(x[(i // b) * b : (i // b) * b + b]) for i in range(len(x))]
-
-    return f
+import tapead
+from bench.benchutil import fmt, header, interleaved, once, table
+from bench.handwritten import rosenbrock_hessian_np
+from bench.problems import arrowhead, arrowhead_vector, banded, banded_vector, block_diagonal, block_vector, rosenbrock
+from tapead import sparsity
 
 
 def _star_ok(adj, col, v) -> bool:
@@ -115,7 +65,7 @@ def band_star_chromatic_number(w: int, n: int = 16) -> int:
     for k in range(w + 1, 2 * w + 2):
         col: dict[int, int] = {}
 
-        def search(v):
+        def search(v, k=k, col=col):
             if v == n:
                 return True
             for c in range(min(k, v + 1)):
@@ -168,10 +118,10 @@ def main(argv=None) -> int:
     rows = []
     for name, f, optimum_text, lower, optimum in hessian_problems(n):
         tape = tapead.record(f, n, source_lines=False)
-        t_pattern, pattern = once(lambda: sparsity.hessian_pattern(tape))
-        t_color, coloring = once(lambda: sparsity.star_color(pattern, n))
-        colors = tape._hessian_coloring.n_colors
-        assert colors == coloring.n_colors
+        t_pattern, pattern = once(lambda tape=tape: sparsity.hessian_pattern(tape))
+        t_color, coloring = once(lambda pattern=pattern: sparsity.star_color(pattern, n))
+        colors = coloring.n_colors
+        assert all(np.array_equal(a, b) for a, b in zip(tape.hessian_sparsity(), (coloring.rows, coloring.cols)))
         Xd, Xs = rng.uniform(-1.5, 1.5, (Nd, n)), rng.uniform(-1.5, 1.5, (Ns, n))
         H = tape.hessian(Xd)
         (r, c), values = tape.sparse_hessian(Xd)
@@ -180,10 +130,11 @@ def main(argv=None) -> int:
         mask[r, c] = False
         assert not H[:, mask].any(), f"{name}: dense Hessian has nonzeros outside the pattern"
         if f is rosenbrock:
-            np.testing.assert_allclose(H, rosenbrock_hessian(Xd), rtol=1e-12, atol=1e-9)
+            np.testing.assert_allclose(H, rosenbrock_hessian_np(Xd), rtol=1e-12, atol=1e-9)
         del H
-        t = interleaved({"dense": lambda: tape.hessian(Xd), "sparse_d": lambda: tape.sparse_hessian(Xd),
-                         "sparse_s": lambda: tape.sparse_hessian(Xs)}, repeats=args.repeats)
+        t = interleaved({"dense": lambda tape=tape, Xd=Xd: tape.hessian(Xd),
+                         "sparse_d": lambda tape=tape, Xd=Xd: tape.sparse_hessian(Xd),
+                         "sparse_s": lambda tape=tape, Xs=Xs: tape.sparse_hessian(Xs)}, repeats=args.repeats)
         dense_pt, sparse_d_pt, sparse_s_pt = t["dense"] / Nd, t["sparse_d"] / Nd, t["sparse_s"] / Ns
         verdict = "optimal" if colors == optimum else f"+{colors - optimum} over the optimum"
         rows.append([name, tape.n_ops, len(r), colors, optimum_text, verdict,
@@ -201,10 +152,10 @@ def main(argv=None) -> int:
     rows = []
     for name, f, optimum in jacobian_problems(n):
         tape = tapead.record(f, n, source_lines=False)
-        t_pattern, pattern = once(lambda: sparsity.jacobian_pattern(tape))
-        t_color, coloring = once(lambda: sparsity.color_columns(pattern, n))
-        colors = tape._jacobian_coloring.n_colors
-        assert colors == coloring.n_colors
+        t_pattern, pattern = once(lambda tape=tape: sparsity.jacobian_pattern(tape))
+        t_color, coloring = once(lambda pattern=pattern: sparsity.color_columns(pattern, n))
+        colors = coloring.n_colors
+        assert all(np.array_equal(a, b) for a, b in zip(tape.jacobian_sparsity(), (coloring.rows, coloring.cols)))
         X = rng.uniform(-1.5, 1.5, (4, n))
         (r, c), values = tape.sparse_jacobian(X)
         J = tape.jacobian(X, mode="forward")

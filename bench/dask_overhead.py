@@ -1,6 +1,6 @@
 """tapead.dask: overhead over a direct call, threaded and on a process cluster.
 
-    python bench/dask_overhead.py [--points 10000000] [--chunk 1000000] [--repeats 5] [--no-cluster]
+    python -m bench.dask_overhead [--points 10000000] [--chunk 1000000] [--repeats 5] [--no-cluster]
 
 Gradient of the seed function y = log(x1) + x1 x2 - sin(x2) at --points points:
 
@@ -21,17 +21,15 @@ the seed's closed-form gradient) before timing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import tapead  # noqa: E402
-from benchutil import fmt, header, interleaved, optional, table  # noqa: E402
-from problems import seed_f  # noqa: E402
+import tapead
+from bench.benchutil import fmt, header, interleaved, optional, table
+from bench.handwritten import seed_grad_np
+from bench.problems import seed
 
 GOAL = 0.10
 
@@ -50,10 +48,6 @@ def colsum(G):
     return (np.ones(len(G)) @ G)[None]
 
 
-def seed_grad(X):
-    return np.column_stack([1.0 / X[:, 0] + X[:, 1], X[:, 0] - np.cos(X[:, 1])])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=10_000_000)
@@ -65,10 +59,11 @@ def main(argv=None) -> int:
     if da is None:
         return 0
     import dask
+
     import tapead.dask as tdask
 
     N, C = args.points, args.chunk
-    tape = tapead.record(seed_f, 2)
+    tape = tapead.record(seed, 2)
     header(f"tapead.dask overhead, seed gradient at N = {N:,}, chunks of {C:,} "
            f"(medians and minima of {args.repeats} interleaved repeats; dask {dask.__version__})")
     rows = []
@@ -76,7 +71,7 @@ def main(argv=None) -> int:
     X = np.random.default_rng(0).uniform(1, 3, (N, 2))
     Xd = da.from_array(X, chunks=(C, 2))
     G = tape.gradient(X)
-    np.testing.assert_allclose(G[:100_000], seed_grad(X[:100_000]), rtol=1e-14)
+    np.testing.assert_allclose(G[:100_000], seed_grad_np(X[:100_000]), rtol=1e-14)
     assert np.array_equal(tdask.gradient(tape, Xd).compute(scheduler="threads"), G)
     del G
     out, out_dask = np.empty((N, 2)), np.empty((N, 2))
@@ -89,13 +84,12 @@ def main(argv=None) -> int:
                                                     lock=False)},
                     repeats=args.repeats, raw=True)
     for label, ours, ref in [("threads, in-memory X, .compute() of the (N, 2) result", "dask", "direct"),
-                             ("threads, in-memory X, da.store into a preallocated (N, 2) array "
-                              "(direct: out=)", "dask_store", "direct_out")]:
+                             ("threads, in-memory X, da.store into a preallocated (N, 2) array (direct: out=)",
+                              "dask_store", "direct_out")]:
         rows.append(row(label, t[ours], t[ref]))
-    del out, out_dask
+    out = out_dask = Xd = None  # free them (the timed lambdas above read these names)
     print(f"> threaded: direct {np.median(t['direct']) * 1e3:.0f} ms, dask {np.median(t['dask']) * 1e3:.0f} ms",
           flush=True)
-    del Xd
 
     distributed = None if args.no_cluster else optional("distributed")
     if distributed is not None:
@@ -111,7 +105,7 @@ def main(argv=None) -> int:
             # correctness: points and gradients both computed on the cluster
             small = da.random.default_rng(7).uniform(1, 3, size=(200_000, 2), chunks=(50_000, 2))
             Xs, Gs = dask.compute(small, tdask.gradient(tape, small))
-            np.testing.assert_allclose(Gs, seed_grad(Xs), rtol=1e-14)
+            np.testing.assert_allclose(Gs, seed_grad_np(Xs), rtol=1e-14)
 
             def workers_sum():
                 Xw = da.random.default_rng(1).uniform(1, 3, size=(N, 2), chunks=(C, 2))

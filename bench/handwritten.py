@@ -1,7 +1,11 @@
-"""Hand-written fused Numba kernels of value and gradient: the reference the benchmarks divide by.
+"""Hand-written references for the functions of bench/problems.py: fused Numba kernels of value
+and gradient (the speed limit the benchmarks divide by) and closed-form numpy derivatives (what
+the scripts check tapead against, and what bench/scipy_overhead.py times at one point).
 
-These are benchmark references, not part of the tapead package (whose every @njit lives
-in kernels/). Same flags as tapead's sweeps: no fastmath, IEEE error model, parallel over points.
+These are benchmark references, not part of the tapead package (whose every @njit lives in
+kernels/). The kernels use tapead's numerical flags (no fastmath, IEEE error model) but run
+parallel over points with ``prange`` on Numba's threading layer, where tapead's sweeps run one
+share of the tiles per thread on a pool of Python threads (tapead/runtime.py).
 """
 
 import math
@@ -9,7 +13,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-FLAGS = dict(cache=True, parallel=True, error_model="numpy")
+FLAGS = {"cache": True, "parallel": True, "error_model": "numpy"}
 
 
 @njit(**FLAGS)
@@ -77,7 +81,7 @@ def mlp_value_and_grad(X, W1, b1, W2, b2, w3, b3, y, g):
                 g[k, j] = s
 
 
-# ---- references for bench/peers.py ----
+# ---- the other problems of bench/problems.py (bench/peers.py) ----
 
 
 @njit(**FLAGS)
@@ -189,3 +193,54 @@ def helmholtz_value_and_grad(X, b, A, RT, y, g):
             g1 = RT * (math.log(X[k, i]) - lo + 1.0 + S * b[i] / (1.0 - B))
             g2 = (2.0 * Ax[i] * L + Q * dL * b[i]) / (s8 * B) - Q * L * b[i] / (s8 * B * B)
             g[k, i] = g1 - g2
+
+
+# ---- closed-form numpy derivatives ----
+
+
+def seed_grad_np(X):
+    """Gradient of problems.seed at the points X (N, 2)."""
+    return np.column_stack([1.0 / X[:, 0] + X[:, 1], X[:, 0] - np.cos(X[:, 1])])
+
+
+def rosenbrock_np(x):
+    """problems.rosenbrock at one point x (n,)."""
+    a = x[1:] - x[:-1] ** 2
+    b = 1.0 - x[:-1]
+    return float(np.sum(100.0 * a * a + b * b))
+
+
+def rosenbrock_grad_np(x):
+    a = x[1:] - x[:-1] ** 2
+    g = np.zeros_like(x)
+    g[:-1] = -400.0 * a * x[:-1] - 2.0 * (1.0 - x[:-1])
+    g[1:] += 200.0 * a
+    return g
+
+
+def rosenbrock_value_and_grad_np(x):
+    a = x[1:] - x[:-1] ** 2
+    b = 1.0 - x[:-1]
+    g = np.zeros_like(x)
+    g[:-1] = -400.0 * a * x[:-1] - 2.0 * b
+    g[1:] += 200.0 * a
+    return float(np.sum(100.0 * a * a + b * b)), g
+
+
+def rosenbrock_hessp_np(x, p):
+    """Hessian of problems.rosenbrock at x times the vector p."""
+    hp = np.zeros_like(x)
+    hp[:-1] = (1200.0 * x[:-1] ** 2 - 400.0 * x[1:] + 2.0) * p[:-1] - 400.0 * x[:-1] * p[1:]
+    hp[1:] += 200.0 * p[1:] - 400.0 * x[:-1] * p[:-1]
+    return hp
+
+
+def rosenbrock_hessian_np(X):
+    """Dense Hessians of problems.rosenbrock at the points X (N, n): (N, n, n)."""
+    N, n = X.shape
+    H = np.zeros((N, n, n))
+    i = np.arange(n - 1)
+    H[:, i, i] += 1200.0 * X[:, :-1] ** 2 - 400.0 * X[:, 1:] + 2.0
+    H[:, i + 1, i + 1] += 200.0
+    H[:, i, i + 1] = H[:, i + 1, i] = -400.0 * X[:, :-1]
+    return H

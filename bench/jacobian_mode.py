@@ -1,6 +1,6 @@
 """Jacobians: forward (tangent) vs reverse (adjoint) sweeps, and what mode="auto" picks.
 
-    python bench/jacobian_mode.py [--points 100000] [--repeats 5]
+    python -m bench.jacobian_mode [--points 100000] [--repeats 5] [--no-extra]
 
 ``tape.jacobian(X, mode="forward")`` runs one tangent sweep with all n unit directions,
 ``mode="reverse"`` one adjoint sweep with all m unit output weights; ``mode="auto"`` picks
@@ -12,16 +12,13 @@ the issue's 6 -> 3 and 3 -> 30, plus a few shapes near the crossover.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import tapead  # noqa: E402
-from benchutil import fmt, header, interleaved, table  # noqa: E402
-from tapead.api import jacobian_mode  # noqa: E402
+import tapead
+from bench.benchutil import fmt, header, interleaved, table
+from tapead.api import jacobian_mode
 
 REQUIRED = [(6, 3), (3, 30)]
 EXTRA = [(8, 4), (8, 6), (4, 2), (12, 8)]
@@ -60,7 +57,7 @@ def main(argv=None) -> int:
         J_ref = jac(X)
         for mode in ("forward", "reverse", "auto"):
             np.testing.assert_allclose(tape.jacobian(X, mode=mode), J_ref, rtol=1e-12, atol=1e-13, err_msg=mode)
-        t = interleaved({mode: (lambda mode=mode: tape.jacobian(X, mode=mode))
+        t = interleaved({mode: (lambda mode=mode, tape=tape, X=X: tape.jacobian(X, mode=mode))
                          for mode in ("forward", "reverse", "auto")}, repeats=args.repeats)
         pick = jacobian_mode(n, m)
         faster = "forward" if t["forward"] < t["reverse"] else "reverse"

@@ -1,6 +1,6 @@
 """tapead against its peers: value and gradient per point, on a suite of functions.
 
-    python bench/peers.py [--repeats 5] [--scale 1.0] [--peers fused,jax,torch,casadi] [PROBLEM ...]
+    python -m bench.peers [--repeats 5] [--scale 1.0] [--peers fused,jax,torch,casadi] [--no-ttfg] [PROBLEM ...]
 
 For each problem, value_and_gradient at every point by:
 
@@ -20,219 +20,41 @@ not fit in memory (reverse mode over all points at once stores every intermediat
 Also prints the time to the first gradient of the Lorenz tape: tapead's record + first
 evaluation (kernels loaded from the disk cache) vs JAX's trace + compile + first call.
 
-Problems: seed (2 inputs), Black-Scholes call price (S, sigma; K, T, r constant) at 1,000,000
-points; extended Rosenbrock n = 100, tanh MLP 8-32-32-1, logistic-regression NLL (32 weights,
-33 parameters: features and label), RK4 Lorenz 200 steps (final x from the 3 initial states)
-and Helmholtz energy n = 30 at 100,000 points.
+Problems (bench/problems.py, each function written once over a math namespace, so that every
+peer runs the same code): seed (2 inputs), Black-Scholes call price (S, sigma; K, T, r constant)
+at 1,000,000 points; extended Rosenbrock n = 100, tanh MLP 8-32-32-1, logistic-regression NLL
+(32 weights, 33 parameters: features and label), RK4 Lorenz 200 steps (final x from the 3
+initial states) and Helmholtz energy n = 30 at 100,000 points.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
 import time
-from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
 try:  # torch first: imported after numba's OpenMP threading layer has started, its CPU ops ran 30x slower here
     import torch  # noqa: F401
-except Exception:
+except Exception:  # noqa: BLE001, S110 (not installed or broken: optional() reports it below)
     pass
 
-import numba  # noqa: E402
+import numba
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import handwritten  # noqa: E402
-import tapead  # noqa: E402
-from benchutil import fmt, header, interleaved, optional, table  # noqa: E402
-from problems import B1, B2, B3, W1, W2, W3  # noqa: E402
+import tapead
+from bench.benchutil import fmt, header, interleaved, optional, table
+from bench.problems import PROBLEMS, casadi_ns, jax_ns, lorenz, lorenz_fori, torch_ns
 
 THREADS = numba.get_num_threads()
-
-# ---- the functions, written once over a math namespace m (numpy+tapead, jax.numpy, torch, casadi) ----
-
-BS_K, BS_T, BS_R = 100.0, 1.0, 0.05
-LZ_STEPS, LZ_DT, LZ_SIGMA, LZ_RHO, LZ_BETA = 200, 0.01, 10.0, 28.0, 8.0 / 3.0
-LR_D = 32
-HZ_N = 30
-HZ_RT = 1.0
-HZ_B = 0.02 * (1.0 + np.abs(np.sin(np.arange(1, HZ_N + 1))))
-HZ_A = 0.1 * (1.0 + np.abs(np.cos(np.subtract.outer(np.arange(HZ_N), np.arange(HZ_N)))))  # symmetric
-
-
-def seed(x, m):
-    return m.log(x[0]) + x[0] * x[1] - m.sin(x[1])
-
-
-def black_scholes(x, m):
-    S, sigma = x[0], x[1]
-    sqrt_t = math.sqrt(BS_T)
-    d1 = (m.log(S / BS_K) + (BS_R + 0.5 * sigma * sigma) * BS_T) / (sigma * sqrt_t)
-    d2 = d1 - sigma * sqrt_t
-    cdf1 = 0.5 * (1.0 + m.erf(d1 / math.sqrt(2.0)))
-    cdf2 = 0.5 * (1.0 + m.erf(d2 / math.sqrt(2.0)))
-    return S * cdf1 - BS_K * math.exp(-BS_R * BS_T) * cdf2
-
-
-def rosenbrock(x, m):
-    return m.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def mlp(x, m):
-    h1 = m.tanh(m.W1 @ x + m.B1)
-    h2 = m.tanh(m.W2 @ h1 + m.B2)
-    return m.dot(m.W3, h2) + B3
-
-
-def logistic_nll(w, p, m):
-    z = m.dot(w, p[:LR_D])
-    return m.softplus(z) - p[LR_D] * z
-
-
-def lorenz(x, m=None):
-    """RK4, 200 steps: only + - * so every framework runs the same code."""
-    def rhs(a, b, c):
-        return LZ_SIGMA * (b - a), a * (LZ_RHO - c) - b, a * b - LZ_BETA * c
-
-    s = (x[0], x[1], x[2])
-    h = 0.5 * LZ_DT
-    for _ in range(LZ_STEPS):
-        k1 = rhs(*s)
-        k2 = rhs(*(si + h * ki for si, ki in zip(s, k1)))
-        k3 = rhs(*(si + h * ki for si, ki in zip(s, k2)))
-        k4 = rhs(*(si + LZ_DT * ki for si, ki in zip(s, k3)))
-        s = tuple(si + LZ_DT / 6.0 * (a + 2.0 * b + 2.0 * c + d) for si, a, b, c, d in zip(s, k1, k2, k3, k4))
-    return s[0]
-
-
-def lorenz_jax_loop(x, m=None):
-    """The same RK4 for JAX as a lax.fori_loop: XLA does not compile the unrolled form (vmapped,
-    4 unrolled steps already ran past 5 minutes of compilation here; 3 steps took 0.4 s)."""
-    import jax
-
-    def rhs(a, b, c):
-        return LZ_SIGMA * (b - a), a * (LZ_RHO - c) - b, a * b - LZ_BETA * c
-
-    h = 0.5 * LZ_DT
-
-    def step(_, s):
-        k1 = rhs(*s)
-        k2 = rhs(*(si + h * ki for si, ki in zip(s, k1)))
-        k3 = rhs(*(si + h * ki for si, ki in zip(s, k2)))
-        k4 = rhs(*(si + LZ_DT * ki for si, ki in zip(s, k3)))
-        return tuple(si + LZ_DT / 6.0 * (a + 2.0 * b + 2.0 * c + d) for si, a, b, c, d in zip(s, k1, k2, k3, k4))
-
-    return jax.lax.fori_loop(0, LZ_STEPS, step, (x[0], x[1], x[2]))[0]
-
-
-def helmholtz(x, m):
-    B = m.dot(m.b, x)
-    Q = m.dot(x, m.A @ x)
-    r2 = math.sqrt(2.0)
-    he = m.sum(x * m.log(x / (1.0 - B)))
-    return HZ_RT * he - Q / (math.sqrt(8.0) * B) * m.log((1.0 + (1.0 + r2) * B) / (1.0 + (1.0 - r2) * B))
-
-
-# ---- namespaces ----
-
-def numpy_ns():
-    return SimpleNamespace(log=np.log, sin=np.sin, erf=tapead.erf, sum=np.sum, tanh=np.tanh, dot=np.dot,
-                           softplus=tapead.softplus, W1=W1, B1=B1, W2=W2, B2=B2, W3=W3, b=HZ_B, A=HZ_A)
-
-
-def jax_ns(jnp, jax):
-    return SimpleNamespace(log=jnp.log, sin=jnp.sin, erf=jax.scipy.special.erf, sum=jnp.sum, tanh=jnp.tanh,
-                           dot=jnp.dot, softplus=lambda z: jnp.logaddexp(z, 0.0), W1=jnp.asarray(W1),
-                           B1=jnp.asarray(B1), W2=jnp.asarray(W2), B2=jnp.asarray(B2), W3=jnp.asarray(W3),
-                           b=jnp.asarray(HZ_B), A=jnp.asarray(HZ_A))
-
-
-def torch_ns(torch):
-    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
-    return SimpleNamespace(log=torch.log, sin=torch.sin, erf=torch.erf, sum=torch.sum, tanh=torch.tanh,
-                           dot=torch.dot, softplus=lambda z: torch.logaddexp(z, torch.zeros_like(z)), W1=t(W1),
-                           B1=t(B1), W2=t(W2), B2=t(B2), W3=t(W3), b=t(HZ_B), A=t(HZ_A))
-
-
-def casadi_ns(ca):
-    return SimpleNamespace(log=ca.log, sin=ca.sin, erf=ca.erf, sum=ca.sum1, tanh=ca.tanh, dot=ca.dot,
-                           softplus=lambda z: ca.fmax(z, 0.0) + ca.log1p(ca.exp(-ca.fabs(z))),
-                           W1=ca.DM(W1), B1=ca.DM(B1), W2=ca.DM(W2), B2=ca.DM(B2), W3=ca.DM(W3),
-                           b=ca.DM(HZ_B), A=ca.DM(HZ_A))
-
-
-# ---- problems ----
-
-@dataclass
-class Problem:
-    name: str
-    f: object  # f(x, m) or f(x, p, m)
-    n: int
-    n_params: int
-    n_points: int
-    points: object  # points(N, rng) -> (X, P or None)
-    fused: object | None  # fused(X, P, y, g)
-    peer_points: dict = field(default_factory=dict)  # peer -> N (fewer points)
-    jax_f: object | None = None  # JAX's own form of f, where it needs one
-
-
-def _seed_points(N, rng):
-    return rng.uniform(1, 3, (N, 2)), None
-
-
-def _bs_points(N, rng):
-    return np.column_stack([rng.uniform(80, 120, N), rng.uniform(0.1, 0.5, N)]), None
-
-
-def _lr_points(N, rng):
-    w = rng.normal(0, 0.3, (N, LR_D))
-    feats = rng.normal(0, 1, (N, LR_D))
-    label = (rng.random(N) < 0.5).astype(float)
-    return w, np.column_stack([feats, label])
-
-
-def _lorenz_points(N, rng):
-    return np.column_stack([rng.uniform(-10, 10, N), rng.uniform(-10, 10, N), rng.uniform(10, 40, N)]), None
-
-
-def _hz_points(N, rng):
-    return rng.uniform(0.1, 0.5, (N, HZ_N)), None
-
-
-PROBLEMS = {p.name: p for p in [
-    Problem("seed", seed, 2, 0, 1_000_000, _seed_points,
-            lambda X, P, y, g: handwritten.seed_value_and_grad(X, y, g)),
-    Problem("black-scholes", black_scholes, 2, 0, 1_000_000, _bs_points,
-            lambda X, P, y, g: handwritten.black_scholes_value_and_grad(X, BS_K, BS_T, BS_R, y, g)),
-    Problem("rosenbrock100", rosenbrock, 100, 0, 100_000, lambda N, rng: (rng.uniform(-2, 2, (N, 100)), None),
-            lambda X, P, y, g: handwritten.rosenbrock_value_and_grad(X, y, g)),
-    Problem("mlp8-32-32-1", mlp, 8, 0, 100_000, lambda N, rng: (rng.uniform(-1, 1, (N, 8)), None),
-            lambda X, P, y, g: handwritten.mlp_value_and_grad(X, W1, B1, W2, B2, W3, B3, y, g)),
-    Problem("logistic-nll-d32", logistic_nll, LR_D, LR_D + 1, 100_000, _lr_points,
-            lambda X, P, y, g: handwritten.logistic_nll_value_and_grad(X, P, y, g)),
-    Problem("rk4-lorenz200", lorenz, 3, 0, 100_000, _lorenz_points,
-            lambda X, P, y, g: handwritten.lorenz_value_and_grad(X, LZ_STEPS, LZ_DT, LZ_SIGMA, LZ_RHO, LZ_BETA,
-                                                                 y, g),
-            peer_points={"jax": 10_000, "torch": 10_000}, jax_f=lorenz_jax_loop),
-    Problem("helmholtz30", helmholtz, HZ_N, 0, 100_000, _hz_points,
-            lambda X, P, y, g: handwritten.helmholtz_value_and_grad(X, HZ_B, HZ_A, HZ_RT, y, g)),
-]}
 
 # ---- peers: each returns (call, result-to-numpy) for given points, or raises to skip ----
 
 
 def tapead_runner(problem, X, P):
-    m = numpy_ns()
-    if problem.n_params:
-        tape = tapead.record(lambda x, p: problem.f(x, p, m), problem.n, n_params=problem.n_params)
-        return tape, (lambda: tape.value_and_gradient(X, P)), (lambda r: r)
-    tape = tapead.record(lambda x: problem.f(x, m), problem.n)
-    return tape, (lambda: tape.value_and_gradient(X)), (lambda r: r)
+    tape = problem.record()
+    args = problem.args(X, P)
+    return tape, (lambda: tape.value_and_gradient(*args)), (lambda r: r)
 
 
 def fused_runner(problem, X, P):
@@ -251,7 +73,7 @@ _JAX_COMPILED: dict = {}  # (problem, shape) -> (compiled, trace_s, compile_s): 
 def jax_runner(problem, X, P, info):
     import jax
     import jax.numpy as jnp
-    import jax.scipy.special  # noqa: F401
+    import jax.scipy.special
 
     m = jax_ns(jnp, jax)
     f = problem.jax_f or problem.f
@@ -341,8 +163,7 @@ def check(name, got, ref, rtol):
 
 def time_to_first_gradient(jax_mod, n_points: int) -> list[list[object]]:
     """Lorenz: tapead record + first evaluation vs JAX trace + compile + first call (same points)."""
-    global LZ_STEPS
-    X, _ = _lorenz_points(n_points, np.random.default_rng(3))
+    X, _ = PROBLEMS["rk4-lorenz200"].points(n_points, np.random.default_rng(3))
     t0 = time.perf_counter()
     tape = tapead.record(lambda x: lorenz(x), 3)
     t1 = time.perf_counter()
@@ -357,7 +178,7 @@ def time_to_first_gradient(jax_mod, n_points: int) -> list[list[object]]:
         jnp.zeros(1).block_until_ready()  # backend start-up, not counted
         Xj = jnp.asarray(X)
         t0 = time.perf_counter()
-        lowered = jax.jit(jax.vmap(jax.value_and_grad(lambda x: lorenz_jax_loop(x)))).lower(Xj)
+        lowered = jax.jit(jax.vmap(jax.value_and_grad(lambda x: lorenz_fori(x)))).lower(Xj)
         t1 = time.perf_counter()
         compiled = lowered.compile()
         t2 = time.perf_counter()
@@ -368,15 +189,11 @@ def time_to_first_gradient(jax_mod, n_points: int) -> list[list[object]]:
         rows.append(["JAX (lax.fori_loop form): trace + compile + first call", "", f"{t1 - t0:.2f} (trace)",
                      f"{t2 - t1:.2f} (compile) + {t3 - t2:.3f} (call)", f"{t3 - t0:.2f}"])
         # the unrolled Python loop (the very function tapead records): compile time by number of steps
-        saved, probes = LZ_STEPS, []
-        try:
-            for steps in (1, 2, 3):
-                LZ_STEPS = steps
-                t0 = time.perf_counter()
-                jax.jit(jax.vmap(jax.value_and_grad(lambda x: lorenz(x)))).lower(Xj).compile()
-                probes.append(f"{steps} step{'s' if steps > 1 else ''}: {time.perf_counter() - t0:.2f} s")
-        finally:
-            LZ_STEPS = saved
+        probes = []
+        for steps in (1, 2, 3):
+            t0 = time.perf_counter()
+            jax.jit(jax.vmap(jax.value_and_grad(lambda x, steps=steps: lorenz(x, steps=steps)))).lower(Xj).compile()
+            probes.append(f"{steps} step{'s' if steps > 1 else ''}: {time.perf_counter() - t0:.2f} s")
         rows.append(["JAX, unrolled Python loop (tapead's form): trace + compile", "",
                      "; ".join(probes) + "; 4 steps: over 300 s (by hand, XLA 'Very slow compile' alarm)",
                      "200 steps: not attempted", "–"])
@@ -438,7 +255,7 @@ def main(argv=None) -> int:
                 check(f"{name} {peer}", conv(call()), ref, 1e-8)
             except AssertionError:
                 raise
-            except Exception as error:  # a peer that cannot run this problem
+            except Exception as error:  # noqa: BLE001 (a peer that cannot run this problem)
                 print(f"> {peer} failed on {name}: {type(error).__name__}: {error}", flush=True)
                 continue
             calls[peer], points[peer] = call, n_peer

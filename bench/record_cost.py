@@ -1,6 +1,6 @@
 """Recording speed: ops per second of ``tapead.record`` with and without source lines.
 
-    python bench/record_cost.py [--repeats 5]
+    python -m bench.record_cost [--repeats 5]
 
 ``tapead.record(f, n, source_lines=True)`` (the default) remembers which line of ``f``
 recorded each instruction (for ``find_nonfinite``); ``source_lines=False`` does not. Both
@@ -13,17 +13,14 @@ hand-written kernels (and each other) before timing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import tapead  # noqa: E402
-from benchutil import fmt, header, interleaved, table  # noqa: E402
-from problems import PROBLEMS, rosenbrock_f  # noqa: E402
-from tapead.tracer import trace  # noqa: E402
+import tapead
+from bench.benchutil import fmt, header, interleaved, table
+from bench.problems import PROBLEMS, mlp, rosenbrock
+from tapead.tracer import trace
 
 try:
     from tapead import passes  # the optimisation pass, where this version has one
@@ -37,8 +34,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    cases = [("rosenbrock n=1000", rosenbrock_f, 1000, PROBLEMS["rosenbrock100"].fused),
-             ("mlp 8-32-32-1", PROBLEMS["mlp8-32-32-1"].f, 8, PROBLEMS["mlp8-32-32-1"].fused)]
+    cases = [("rosenbrock n=1000", rosenbrock, 1000, PROBLEMS["rosenbrock100"].fused),
+             ("mlp 8-32-32-1", mlp, 8, PROBLEMS["mlp8-32-32-1"].fused)]
     header(f"Recording speed, source_lines=True vs False (medians of {args.repeats} interleaved repeats)")
     rows = []
     for name, f, n, fused in cases:
@@ -48,18 +45,18 @@ def main(argv=None) -> int:
         assert without.source_index is None and with_lines.source_index is not None
         X = np.random.default_rng(1).uniform(-1, 1, (64, n))
         y_ref, g_ref = np.empty(64), np.empty((64, n))
-        fused(X, y_ref, g_ref)
+        fused(X, None, y_ref, g_ref)
         for tape in (with_lines, without):
             y, g = tape.value_and_gradient(X)
             np.testing.assert_allclose(y, y_ref, rtol=1e-10, atol=1e-10)
             np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-9)
         data = trace(f, n, 0, False)
         recorded = len(data.op) - n  # instructions the function performed, before any optimisation
-        fns = {"lines": lambda: tapead.record(f, n, source_lines=True),
-               "nolines": lambda: tapead.record(f, n, source_lines=False),
-               "trace": lambda: trace(f, n, 0, False)}
+        fns = {"lines": lambda f=f, n=n: tapead.record(f, n, source_lines=True),
+               "nolines": lambda f=f, n=n: tapead.record(f, n, source_lines=False),
+               "trace": lambda f=f, n=n: trace(f, n, 0, False)}
         if passes is not None:
-            fns["optimize"] = lambda: passes.optimize(data)
+            fns["optimize"] = lambda data=data: passes.optimize(data)
         t = interleaved(fns, repeats=args.repeats)
         r_lines, r_no = recorded / t["lines"], recorded / t["nolines"]
         rows.append([name, f"{recorded:,}", f"{with_lines.n_ops:,}", fmt(t["lines"] * 1e3, 1),
