@@ -1,6 +1,6 @@
 """What a new user waits for: a fresh install's first gradient, the demo, and tapead warmup.
 
-    python bench/cold_start.py [--points 1000000]
+    python -m bench.cold_start [--points 1000000]
 
 Installs this checkout (``pip install --no-deps --target``) into a temporary directory, so
 that its kernel cache starts empty (``NUMBA_CACHE_DIR`` points into the same directory), then

@@ -1,7 +1,7 @@
 """Fitting a model to data: the value and gradient of a sum over observations, and its
 Hessian-vector product, tapead (reduce="sum") beside JAX's jit(value_and_grad) and jit(hvp).
 
-    python bench/data_fit.py [--repeats 7] [--scale 1.0]
+    python -m bench.data_fit [--repeats 7] [--scale 1.0]
 
 Problems: a 4-parameter logistic-growth likelihood over 200,000 observations and a 32-weight
 logistic-regression NLL over 1,000,000 rows. tapead records one observation's term (the
