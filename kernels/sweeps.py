@@ -7,8 +7,8 @@ Built against kernels/vmath.py with sha256 2e365d3d735e9ffb...: Numba's cache
 checks only this file, so a change there must regenerate this one.
 
 Each op has a small function per sweep (``_add_value``, ``_add_tangent``, ``_add_adjoint``,
-``_add_hessian``) and the four ``*_tiles`` functions dispatch to them, instruction by
-instruction, over one thread's share of the tiles; tapead.runtime runs one per thread.
+``_add_hessian``) and the four sweeps dispatch to them, instruction by instruction, over one
+thread's share of the tiles; their ``_*_threads`` drivers run one share per Numba thread.
 
 Slots: instruction ``i`` writes value row ``res[i]`` of ``v`` (``n_values`` rows). The forward
 sweeps get a compacted layout (rows reused once a value is dead, operands renamed to rows);
@@ -31,10 +31,10 @@ unused input, never turns into NaN.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from tapead.kernels import vmath
-from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
+from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
                                   _load, _mz, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
                                   _zero_flagged)
 
@@ -224,7 +224,7 @@ def _const_value(v, a0, a1, a2, row, c, m):
         v[row, p] = c
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _add_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -232,7 +232,7 @@ def _add_value(v, a0, a1, a2, row, c, m):
         v[row, p] = x + y
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sub_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -240,7 +240,7 @@ def _sub_value(v, a0, a1, a2, row, c, m):
         v[row, p] = x - y
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _mul_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -248,7 +248,7 @@ def _mul_value(v, a0, a1, a2, row, c, m):
         v[row, p] = x * y
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _div_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -256,49 +256,49 @@ def _div_value(v, a0, a1, a2, row, c, m):
         v[row, p] = x / y
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _neg_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = -x
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _addc_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = x + c
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _mulc_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = x * c
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rsubc_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = c - x
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _divc_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = x / c
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rdivc_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = c / x
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _addmulc_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -306,21 +306,21 @@ def _addmulc_value(v, a0, a1, a2, row, c, m):
         v[row, p] = x + c * y
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _square_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = x * x
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _recip_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = 1.0 / x
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sqrt_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -516,14 +516,14 @@ def _erfc_value(v, a0, a1, a2, row, c, m):
         v[row, p] = math.erfc(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _abs_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = np.abs(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _copysign_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -531,35 +531,35 @@ def _copysign_value(v, a0, a1, a2, row, c, m):
         v[row, p] = np.copysign(x, y)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sign_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = np.sign(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _floor_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = np.floor(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _ceil_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = np.ceil(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rint_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = np.rint(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _maximum_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -567,7 +567,7 @@ def _maximum_value(v, a0, a1, a2, row, c, m):
         v[row, p] = x if (x > y or x != x) else y
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _minimum_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -575,7 +575,7 @@ def _minimum_value(v, a0, a1, a2, row, c, m):
         v[row, p] = x if (x < y or x != x) else y
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _lt_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -583,7 +583,7 @@ def _lt_value(v, a0, a1, a2, row, c, m):
         v[row, p] = 1.0 if x < y else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _le_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -591,7 +591,7 @@ def _le_value(v, a0, a1, a2, row, c, m):
         v[row, p] = 1.0 if x <= y else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _gt_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -599,7 +599,7 @@ def _gt_value(v, a0, a1, a2, row, c, m):
         v[row, p] = 1.0 if x > y else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _ge_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -607,7 +607,7 @@ def _ge_value(v, a0, a1, a2, row, c, m):
         v[row, p] = 1.0 if x >= y else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _eq_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -615,7 +615,7 @@ def _eq_value(v, a0, a1, a2, row, c, m):
         v[row, p] = 1.0 if x == y else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _ne_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -623,7 +623,7 @@ def _ne_value(v, a0, a1, a2, row, c, m):
         v[row, p] = 1.0 if x != y else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _land_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -631,7 +631,7 @@ def _land_value(v, a0, a1, a2, row, c, m):
         v[row, p] = 1.0 if (x != 0.0 and y != 0.0) else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _lor_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -639,14 +639,14 @@ def _lor_value(v, a0, a1, a2, row, c, m):
         v[row, p] = 1.0 if (x != 0.0 or y != 0.0) else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _lnot_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
         v[row, p] = 1.0 if x == 0.0 else 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _where_value(v, a0, a1, a2, row, c, m):
     for p in range(m):
         x = v[a0, p]
@@ -665,7 +665,7 @@ def _const_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _add_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -677,7 +677,7 @@ def _add_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = v_dot[a0, d, p] + v_dot[a1, d, p]
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sub_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -689,7 +689,7 @@ def _sub_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = v_dot[a0, d, p] + -v_dot[a1, d, p]
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -705,7 +705,7 @@ def _mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _div_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -721,7 +721,7 @@ def _div_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _neg_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -732,7 +732,7 @@ def _neg_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = -v_dot[a0, d, p]
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _addc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -743,7 +743,7 @@ def _addc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = v_dot[a0, d, p]
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _mulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -755,7 +755,7 @@ def _mulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rsubc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -766,7 +766,7 @@ def _rsubc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = -v_dot[a0, d, p]
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _divc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -778,7 +778,7 @@ def _divc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rdivc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -791,7 +791,7 @@ def _rdivc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _addmulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -804,7 +804,7 @@ def _addmulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = v_dot[a0, d, p] + _mz(c1, v_dot[a1, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _square_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -817,7 +817,7 @@ def _square_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _recip_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -830,7 +830,7 @@ def _recip_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sqrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -1213,7 +1213,7 @@ def _erfc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _abs_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -1226,7 +1226,7 @@ def _abs_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _copysign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -1240,7 +1240,7 @@ def _copysign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1251,7 +1251,7 @@ def _sign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _floor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1262,7 +1262,7 @@ def _floor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _ceil_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1273,7 +1273,7 @@ def _ceil_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rint_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1284,7 +1284,7 @@ def _rint_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _maximum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -1300,7 +1300,7 @@ def _maximum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _minimum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -1316,7 +1316,7 @@ def _minimum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _lt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1328,7 +1328,7 @@ def _lt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _le_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1340,7 +1340,7 @@ def _le_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _gt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1352,7 +1352,7 @@ def _gt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _ge_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1364,7 +1364,7 @@ def _ge_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _eq_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1376,7 +1376,7 @@ def _eq_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _ne_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1388,7 +1388,7 @@ def _ne_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _land_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1400,7 +1400,7 @@ def _land_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _lor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1412,7 +1412,7 @@ def _lor_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _lnot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
         x = v[a0, p]
@@ -1423,7 +1423,7 @@ def _lnot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = 0.0
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _where_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d1 = dd[1]
     d2 = dd[2]
@@ -1440,7 +1440,7 @@ def _where_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
             v_dot[row, d, p] = _mz(d1[p], v_dot[a1, d, p]) + _mz(d2[p], v_dot[a2, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _add_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     z0 = f & 1
     z1 = f & 2
@@ -1451,7 +1451,7 @@ def _add_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + z_bar
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sub_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     z0 = f & 1
     z1 = f & 2
@@ -1462,7 +1462,7 @@ def _sub_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + -z_bar
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -1488,7 +1488,7 @@ def _mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _div_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -1514,7 +1514,7 @@ def _div_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _neg_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     z0 = f & 1
     for d in range(r):
@@ -1523,7 +1523,7 @@ def _neg_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _addc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     z0 = f & 1
     for d in range(r):
@@ -1532,7 +1532,7 @@ def _addc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _mulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     z0 = f & 1
     c0 = c
@@ -1542,7 +1542,7 @@ def _mulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rsubc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     z0 = f & 1
     for d in range(r):
@@ -1551,7 +1551,7 @@ def _rsubc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _divc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     z0 = f & 1
     c0 = 1.0 / c
@@ -1561,7 +1561,7 @@ def _divc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rdivc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     z0 = f & 1
@@ -1582,7 +1582,7 @@ def _rdivc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _addmulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     z0 = f & 1
     z1 = f & 2
@@ -1594,7 +1594,7 @@ def _addmulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(c1, z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _square_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     z0 = f & 1
@@ -1613,7 +1613,7 @@ def _square_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _recip_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     z0 = f & 1
@@ -1632,7 +1632,7 @@ def _recip_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sqrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     z0 = f & 1
@@ -2172,7 +2172,7 @@ def _erfc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _abs_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     z0 = f & 1
@@ -2191,7 +2191,7 @@ def _abs_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _copysign_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     z0 = f & 1
@@ -2214,7 +2214,7 @@ def _copysign_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _maximum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -2240,7 +2240,7 @@ def _maximum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _minimum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -2266,7 +2266,7 @@ def _minimum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d1 = dd[1]
     d2 = dd[2]
@@ -2292,7 +2292,7 @@ def _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
             v_bar[b2, d, p] = _held(z2, v_bar[b2, d, p]) + _mz(d2[p], z_bar)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _add_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -2309,7 +2309,7 @@ def _add_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
             v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sub_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -2326,7 +2326,7 @@ def _sub_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
             v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -2347,7 +2347,7 @@ def _mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
             v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _div_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -2370,7 +2370,7 @@ def _div_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
             v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _neg_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -2383,7 +2383,7 @@ def _neg_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _addc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -2396,7 +2396,7 @@ def _addc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _mulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -2409,7 +2409,7 @@ def _mulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rsubc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -2422,7 +2422,7 @@ def _rsubc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _divc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -2435,7 +2435,7 @@ def _divc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _rdivc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     h00 = dd[3]
@@ -2452,7 +2452,7 @@ def _rdivc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _addmulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -2469,7 +2469,7 @@ def _addmulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
             v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _square_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     h00 = dd[3]
@@ -2485,7 +2485,7 @@ def _square_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row,
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _recip_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     h00 = dd[3]
@@ -2501,7 +2501,7 @@ def _recip_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sqrt_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     h00 = dd[3]
@@ -3022,7 +3022,7 @@ def _erfc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _abs_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -3036,7 +3036,7 @@ def _abs_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _copysign_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     for p in range(m):
@@ -3051,7 +3051,7 @@ def _copysign_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, ro
             v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _maximum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -3070,7 +3070,7 @@ def _maximum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
             v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _minimum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -3089,7 +3089,7 @@ def _minimum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
             v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _where_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d1 = dd[1]
     d2 = dd[2]
@@ -4012,3 +4012,23 @@ def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
             for d in range(q):
                 for p in range(m):
                     H_dot[start + p, j, d] = v_bar_dot[s, d, p] if used else 0.0
+
+
+def _forward_primal_threads(run, op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, Y, tile, n_threads):
+    for t in prange(n_threads):
+        run(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, Y, tile, n_threads, np.int64(t))
+
+
+def _forward_tangent_threads(run, op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads):
+    for t in prange(n_threads):
+        run(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, X_dot, x_dot_step, Y, Y_dot, tile, n_threads, np.int64(t))
+
+
+def _reverse_adjoint_threads(run, op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar, reduce, tile, n_threads):
+    for t in prange(n_threads):
+        run(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, Y, X_bar, reduce, tile, n_threads, np.int64(t))
+
+
+def _reverse_hessian_threads(run, op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot, x_dot_step, Y, X_bar, H_dot, reduce, tile, n_threads):
+    for t in prange(n_threads):
+        run(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, barg0, barg1, barg2, bres, n_bar, flags, Y_bar, y_bar_step, X_dot, x_dot_step, Y, X_bar, H_dot, reduce, tile, n_threads, np.int64(t))

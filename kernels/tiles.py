@@ -12,6 +12,9 @@ from numba import njit
 FLAGS = dict(cache=True, nogil=True, error_model="numpy")
 # functions called only from other kernels: no Python or C entry point to compile
 INNER = dict(FLAGS, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+# ... and inlined by LLVM into their caller: an op of a few IEEE operations per point, where a
+# call per instruction and tile (some 40 argument words) would cost as much as the op itself
+CHEAP = dict(INNER, forceinline=True)
 
 # Op codes of the dot-product chains that tapead.passes.chain_ops marks (above every op code
 # of the table): a chain starts with a mulc or an addmulc, continues with addmulcs (links)
@@ -277,3 +280,9 @@ def _sum_gradient(S, v_bar, bres, flags, k, m):
     for j in range(S.shape[1]):
         for d in range(S.shape[2]):
             S[k, j, d] = 0.0 if flags[j] & 8 else _row_sum(v_bar[bres[j], d], m)
+
+
+def threaded(driver, signature):
+    """A sweep's ``_*_threads`` driver compiled for ``signature`` (its tile function's type first,
+    a first-class function): it runs one share of the tiles per thread of Numba's pool."""
+    return njit(signature, parallel=True, **FLAGS)(driver)

@@ -40,8 +40,8 @@ Built against kernels/vmath.py with sha256 {vmath_sha}...: Numba's cache
 checks only this file, so a change there must regenerate this one.
 
 Each op has a small function per sweep (``_add_value``, ``_add_tangent``, ``_add_adjoint``,
-``_add_hessian``) and the four ``*_tiles`` functions dispatch to them, instruction by
-instruction, over one thread's share of the tiles; tapead.runtime runs one per thread.
+``_add_hessian``) and the four sweeps dispatch to them, instruction by instruction, over one
+thread's share of the tiles; their ``_*_threads`` drivers run one share per Numba thread.
 
 Slots: instruction ``i`` writes value row ``res[i]`` of ``v`` (``n_values`` rows). The forward
 sweeps get a compacted layout (rows reused once a value is dead, operands renamed to rows);
@@ -64,10 +64,10 @@ unused input, never turns into NaN.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from tapead.kernels import vmath
-from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
+from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
                                   _load, _mz, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
                                   _zero_flagged)
 '''
@@ -327,7 +327,8 @@ def _op_functions() -> str:
                 continue
             text = "\n".join(body)
             views = [f"    {name} = dd[{k}]" for k, name in enumerate(SCRATCH) if _mentions(text, name)]
-            lines += ["", "", "@njit(**INNER)", f"def _{spec.name}_{kind}({PARAMS[kind]}):", *views, *body]
+            flags = "CHEAP" if spec.exact else "INNER"  # a few IEEE operations per point: inlined
+            lines += ["", "", f"@njit(**{flags})", f"def _{spec.name}_{kind}({PARAMS[kind]}):", *views, *body]
     return "\n".join(lines) + "\n"
 
 
@@ -530,6 +531,19 @@ def reverse_hessian({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar,
 '''
 
 
+def _threads(template: str) -> str:
+    """The sweep's driver on Numba's threads: the tile function ``run`` (passed as a first-class
+    function, so the driver never links, nor re-optimises, the tile code) once per thread.
+    tapead.runtime compiles it with explicit types (kernels/tiles.py, threaded)."""
+    head = re.search(r"def (\w+)\(([^)]*)\)", template)
+    name, params = head.group(1), [p.strip() for p in head.group(2).split(",")]
+    assert params[-1] == "t", name
+    inner = ", ".join(params[:-1])
+    return (f"\n\ndef _{name}_threads(run, {inner}):\n"
+            f"    for t in prange(n_threads):\n"
+            f"        run({inner}, np.int64(t))\n")
+
+
 def _tiles(codes: frozenset[int] | None) -> list[str]:
     primal = _dispatch("value", codes)
     tangent = _dispatch("tangent", codes)
@@ -548,7 +562,8 @@ def _tidy(text: str) -> str:
 def generate() -> str:
     """kernels/sweeps.py: every op's functions, and tile functions that dispatch to all of them."""
     header = HEADER.replace("{vmath_sha}", hashlib.sha256(VMATH.read_bytes()).hexdigest()[:16])
-    return _tidy("".join([header, _helpers(), _op_functions(), *_tiles(None)]))
+    drivers = [_threads(template) for template in (PRIMAL, TANGENT, REVERSE, HESSIAN)]
+    return _tidy("".join([header, _helpers(), _op_functions(), *_tiles(None), *drivers]))
 
 
 def generate_specialised(codes: frozenset[int]) -> str:

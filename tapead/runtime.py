@@ -2,10 +2,10 @@
 hold, and running a sweep over a block's tiles on several threads.
 
 The sweeps (``tapead.kernels.sweeps``) are serial functions that take one thread's share of
-the tiles (tiles t, t + n_threads, ...). They release the GIL, so a launch runs one per
-thread on a pool of Python threads; Numba's own parallel backend is not used (its drivers
-re-optimised the linked sweep code and tripled the cold compile, and one of its threading
-layers crashes on concurrent launches).
+the tiles (tiles t, t + n_threads, ...). A launch on several threads goes through a small
+parallel driver per sweep that receives the sweep as a first-class function: the driver
+compiles in seconds and never links the sweep's code (a driver that called the sweep
+directly re-optimised all of it, and tripled the cold compile).
 """
 
 from __future__ import annotations
@@ -16,10 +16,15 @@ import os
 import sys
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import warnings
 
 import numba
 import numpy as np
+from numba import types
+from numba.core.errors import NumbaExperimentalFeatureWarning
+from numba.core.types import FunctionType
+from numba.experimental.function_type import _get_wrapper_address
+from numba.extending import typeof_impl
 
 from tapead.kernels.tiles import CHAIN_MULC
 from tapead.ops import CONST
@@ -117,13 +122,19 @@ def _source_digest(path: str) -> str:
 specialise = True
 
 
+_full_ready: set[str] = set()
+
+
 def kernel(name: str, op: np.ndarray):
     """Sweep ``name`` for a tape of op codes ``op``: the full sweep when it is compiled (in this
     process or in the cache), else one specialised to the tape's ops (compiled in seconds)."""
     from tapead.kernels import sweeps
 
     full = getattr(sweeps, name)
+    if name in _full_ready:
+        return full
     if not specialise or full.signatures or _cached(full):
+        _full_ready.add(name)  # compiled or cached now: from here on, without asking again
         return full
     codes = frozenset(int(c) for c in np.unique(op) if CONST <= c < CHAIN_MULC)
     if not _announced:
@@ -141,18 +152,69 @@ def _announce() -> None:
           "`tapead warmup` compiles them for every op)", file=sys.stderr, flush=True)
 
 
-# threads start on first use; a launch runs its first share on the calling thread
-_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="tapead")
+class _FirstClass(types.WrapperAddressProtocol):
+    """A compiled sweep as a first-class function value for its driver. Numba types this at once;
+    a Dispatcher passed instead went through Numba's slow argument conversion on every launch
+    (0.5 ms)."""
+
+    def __init__(self, run, signature) -> None:
+        run.compile(signature.args)
+        self._address = _get_wrapper_address(run, signature)
+        self._signature = signature
+        self.numba_type = FunctionType(signature)
+
+    def __wrapper_address__(self) -> int:
+        return self._address
+
+    def signature(self):
+        return self._signature
+
+
+@typeof_impl.register(_FirstClass)
+def _typeof_first_class(value, context):
+    return value.numba_type  # made once: Numba's own typeof of the protocol builds it per call
+
+
+_drivers: dict[object, tuple] = {}
+
+
+def _driver(run, args: list) -> tuple:
+    """(the ``_*_threads`` driver of sweep ``run`` for these arguments' types, ``run`` as its
+    first argument), compiled once (and cached on disk like the sweeps; a few seconds). ``run``
+    gets exactly the signature the one-thread path calls it with: its arguments', then tile,
+    n_threads and t as int64. The api hands a sweep the same types every time (C-contiguous
+    float64 points and results, read-only tape arrays), so one driver per sweep."""
+    from tapead.kernels import sweeps, tiles
+
+    arg_types = tuple(numba.typeof(a) for a in args) + (types.int64, types.int64)  # ..., tile, n_threads
+    signature = types.none(*arg_types, types.int64)
+    driver = tiles.threaded(getattr(sweeps, f"_{run.__name__}_threads"),
+                            types.none(FunctionType(signature), *arg_types))
+    return driver, _FirstClass(run, signature)
 
 
 def launch(run, args: list, tile: int, n_points: int) -> None:
     """Run sweep ``run`` (see kernel) over ``n_points`` points in tiles of ``tile``: one share of
-    the tiles per thread, as many threads as Numba's thread count allows and the tiles fill."""
+    the tiles per thread, as many threads as Numba's thread count allows and the tiles fill,
+    on Numba's own thread pool (shared with the caller's parallel Numba code, so neither waits
+    for the other's spinning threads)."""
     n_threads = max(1, min(numba.get_num_threads(), -(-n_points // tile)))
     if n_threads == 1:
         run(*args, tile, 1, 0)
         return
-    shares = [_pool.submit(run, *args, tile, n_threads, t) for t in range(1, n_threads)]
-    run(*args, tile, n_threads, 0)
-    for share in shares:
-        share.result()
+    found = _drivers.get(run)
+    if found is None:
+        found = _drivers[run] = _driver(run, args)
+    driver, first_class = found
+    try:
+        driver(first_class, *args, tile, n_threads)
+    except TypeError as error:  # other argument types than the driver's: one for these
+        if "No matching definition" not in str(error):
+            raise
+        driver, first_class = _drivers[run] = _driver(run, args)
+        driver(first_class, *args, tile, n_threads)
+
+
+# the drivers take the sweeps as first-class functions, which Numba calls experimental
+warnings.filterwarnings("ignore", message="First-class function type feature is experimental",
+                        category=NumbaExperimentalFeatureWarning)

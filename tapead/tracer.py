@@ -639,6 +639,8 @@ def holds_traced(a) -> bool:
     """Whether ``a`` is a traced value or an array, list or tuple holding one (Tape.__call__ asks)."""
     if isinstance(a, Var):
         return True
+    if isinstance(a, np.ndarray) and a.dtype != object:  # numbers only: the common case, at once
+        return False
     if isinstance(a, (np.ndarray, list, tuple)):
         a = np.asarray(_plain(a) if isinstance(a, np.ndarray) else a, dtype=object)
         return any(isinstance(e, Var) for e in a.flat)
