@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     header(f"Colorings at n = {n:,}; sparse vs dense Hessian (medians of {args.repeats} interleaved repeats)")
 
     rows = []
-    for name, f, optimum_text, lower, optimum in hessian_problems(n):
+    for name, f, optimum_text, _lower, optimum in hessian_problems(n):
         tape = tapead.record(f, n, source_lines=False)
         t_pattern, pattern = once(lambda tape=tape: sparsity.hessian_pattern(tape))
         t_color, coloring = once(lambda pattern=pattern: sparsity.star_color(pattern, n))

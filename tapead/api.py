@@ -15,10 +15,10 @@ import numpy as np
 
 from tapead import io as tape_io
 from tapead import passes, runtime, sparsity
-from tapead.runtime import BLOCK, tile_size
 from tapead.diagnose import NonFinite, diagnose_point
 from tapead.explain import Explanation, explain
 from tapead.minimize import ScipyFunctions
+from tapead.runtime import BLOCK, tile_size
 from tapead.tape import TapeData, validate
 from tapead.tracer import holds_traced, inline, trace
 

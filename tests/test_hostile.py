@@ -185,3 +185,61 @@ def test_find_nonfinite_refuses_a_negative_limit():
     assert [r.point for r in tape.find_nonfinite(X, limit=0)] == []
     with pytest.raises(ValueError, match="limit"):
         tape.find_nonfinite(X, limit=-1)  # was: [point 0], point 1 dropped without a word
+
+
+# ---- bad arguments to every public method, in a child process (a crash fails the test) ------
+
+ARGUMENT_FUZZ = r'''
+import json, warnings
+import numpy as np, tapead
+warnings.simplefilter("ignore")
+tape = tapead.record(lambda x, p: [x[0] * p[0] + np.sin(x[1]), x[1] ** 2], 2, n_params=1)
+good = {"X": np.ones((3, 2)), "P": np.ones((3, 1)), "V": np.ones(2), "W": np.ones(2)}
+bad = [None, "abc", 3, 2.5, [1, 2, 3], {}, np.ones(0), np.ones((3, 3)), np.ones((3, 2, 2, 2)), np.ones(5),
+       np.ones((2, 3)), np.array(["a", "b"]), np.ones(2, dtype=complex), np.array([object(), 1], dtype=object),
+       np.full((3, 2), np.nan), np.ones((3, 2))[::-1], np.asfortranarray(np.ones((3, 2))), np.ones((0, 2)),
+       np.array(True), np.ones((3, 1, 1))]
+methods = {"__call__": ["X", "P"], "value_and_gradient": ["X", "P"], "jvp": ["X", "P", "V"],
+           "vjp": ["X", "P", "W"], "jacobian": ["X", "P"], "hessian": ["X", "P"], "hvp": ["X", "P", "V"],
+           "sparse_jacobian": ["X", "P"], "sparse_hessian": ["X", "P"], "find_nonfinite": ["X", "P"],
+           "explain": ["X", "P"], "to_dot": ["X", "P"]}
+keyword_bad = {"out": [np.ones(3), (np.ones(3),), "x", np.ones((3, 2), dtype=np.float32)],
+               "reduce": ["max", 1], "weights": [np.ones(2), "w"], "mode": ["sideways"], "progress": [3],
+               "limit": [-1, 2.5], "wrt": [7, "x"], "y_bar": [np.ones(5)]}
+keywords = {"__call__": ["out", "reduce", "weights", "progress"], "value_and_gradient": ["out", "reduce", "weights"],
+            "jvp": ["out", "reduce"], "vjp": ["out", "weights"], "jacobian": ["mode", "out", "reduce"],
+            "hessian": ["out", "reduce", "weights"], "hvp": ["out", "weights"], "find_nonfinite": ["limit"],
+            "explain": ["wrt", "y_bar"], "sparse_jacobian": ["progress"], "sparse_hessian": ["progress"]}
+results = []
+def run(name, args, kwargs):
+    try:
+        getattr(tape, name)(*args, **kwargs)
+        results.append([name, "ok"])
+    except Exception as error:  # the type is what the parent checks
+        results.append([name, type(error).__name__, str(error)[:200]])
+for name, slots in methods.items():
+    for k in range(len(slots)):
+        for value in bad:
+            args = [good[s] for s in slots]
+            if name in ("explain", "to_dot"):
+                args[0] = np.ones(2)
+                args[1] = np.ones(1)
+            args[k] = value
+            run(name, args, {})
+    for key in keywords.get(name, []):
+        for value in keyword_bad[key]:
+            args = [good[s] for s in slots]
+            if name == "explain":
+                args = [np.ones(2), np.ones(1)]
+            run(name, args, {key: value})
+print(json.dumps(results))
+'''
+
+
+def test_bad_arguments_to_every_public_method_raise_type_or_value_errors():
+    out = subprocess.run([sys.executable, "-c", ARGUMENT_FUZZ], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]  # no crash, no hang
+    results = json.loads(out.stdout)
+    assert len(results) > 300
+    unexpected = [r for r in results if r[1] not in ("ok", "TypeError", "ValueError")]
+    assert not unexpected, unexpected[:10]

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tapead
+
 from .conftest import random_tapes
 
 
