@@ -36,7 +36,7 @@ from numba import njit, prange
 from tapead.kernels import vmath
 from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
                                   _load, _mz, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
-                                  _zero_flagged)
+                                  _zero_flagged, ZERO)
 
 
 @njit(**INNER)
@@ -3119,7 +3119,7 @@ def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, o
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, x_step, res, 0, v, start, m, buf)
+        _load(X, x_step, res, ZERO, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
@@ -3276,7 +3276,7 @@ def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, x_step, res, 0, v, start, m, buf)
+        _load(X, x_step, res, ZERO, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
         _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m)
         for i in range(n_in + n_params, n_slots):
@@ -3445,7 +3445,7 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, x_step, res, 0, v, start, m, buf)
+        _load(X, x_step, res, ZERO, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
         for i in range(n_in + n_params, n_slots):
             o = op[i]
@@ -3740,7 +3740,7 @@ def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, x_step, res, 0, v, start, m, buf)
+        _load(X, x_step, res, ZERO, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
         _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m)
         for i in range(n_in + n_params, n_slots):

@@ -7,6 +7,7 @@ A tile is ``m`` points (``m <= tile``) held structure-of-arrays: value ``v[row, 
 every loop over a row runs over contiguous memory and vectorises (docs/design.md, "Kernels").
 """
 
+import numpy as np
 from numba import njit
 
 FLAGS = dict(cache=True, nogil=True, error_model="numpy")
@@ -20,6 +21,10 @@ CHEAP = dict(INNER, forceinline=True)
 # of the table): a chain starts with a mulc or an addmulc, continues with addmulcs (links)
 # and ends at the one whose sum the tape reads.
 CHAIN_MULC, CHAIN_ADDMULC, CHAIN_LINK, CHAIN_END = 1000, 1001, 1002, 1003
+
+# 0 and 1 as arguments of a call: a literal there would make Numba compile the callee once more,
+# for that literal's own type (Literal[int](0)), beside the int64 version
+ZERO, ONE = np.int64(0), np.int64(1)
 
 
 @njit(inline="always", **FLAGS)
@@ -61,7 +66,7 @@ def _load(src, step, res, first, v, start, m, buf):
         for p in range(m):
             for k in range(n):
                 buf[p, k] = src[start + p, k]
-        _columns(buf, 1, n, res, first, v, 0, m)
+        _columns(buf, ONE, n, res, first, v, ZERO, m)
     else:
         _columns(src, step, n, res, first, v, start, m)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tapead.kernels import vmath
+from tapead.kernels.tiles import CHAIN_MULC
 from tapead.ops import CONST, OPS, OpSpec, _mentions
 
 TARGET = Path(__file__).resolve().parent.parent / "kernels" / "sweeps.py"
@@ -69,7 +70,7 @@ from numba import njit, prange
 from tapead.kernels import vmath
 from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
                                   _load, _mz, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
-                                  _zero_flagged)
+                                  _zero_flagged, ZERO)
 '''
 
 SPECIAL_HEADER = '''\
@@ -85,7 +86,7 @@ from tapead.kernels.sweeps import (
     {names},
 )
 from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, FLAGS, _chain_adjoints, _chain_values, _load,
-                                  _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2, _zero_flagged)
+                                  _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2, _zero_flagged, ZERO)
 '''
 
 # the scratch rows of dd that the op functions read their partials from
@@ -360,7 +361,7 @@ LOOP = """\
     for tile_index in range(t, n_tiles, n_threads):
         start = tile_index * tile
         m = min(tile, n_points - start)
-        _load(X, x_step, res, 0, v, start, m, buf)
+        _load(X, x_step, res, ZERO, v, start, m, buf)
         _load(P, p_step, res, n_in, v, start, m, buf)
 """
 
@@ -376,6 +377,13 @@ FORWARD = """\
         for i in range(n_in + n_params, n_slots):
             o = op[i]
 {chain}{operands}{dispatch}"""
+
+CHAIN_BACK = """\
+            if o >= CHAIN_MULC:  # a chain: its last instruction runs it backwards
+                if o == CHAIN_END:
+                    _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, sum_bar, i, r, m)
+                continue
+"""
 
 CHAIN_FORWARD = """\
             if o >= CHAIN_MULC:  # a chain: its first instruction runs it, the others are done
@@ -397,7 +405,7 @@ PRIMAL = f'''
 def forward_primal({SIGNATURE}, Y, tile, n_threads, t):
     """Values: Y[k, j] = y_j(X[k]) for the points k of tiles t, t + n_threads, ..."""
 {TILE}    acc = np.empty(tile)
-{LOOP}{FORWARD.format(chain=CHAIN_FORWARD, operands=OPERANDS_OF_I, dispatch="{primal}")}\
+{LOOP}{FORWARD.format(chain="{chain}", operands=OPERANDS_OF_I, dispatch="{primal}")}\
         for j in range(outputs.shape[0]):
             s = res[outputs[j]]
             for p in range(m):
@@ -443,7 +451,7 @@ def reverse_adjoint({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar,
     dd = np.empty((3, tile))
     acc = np.empty(tile)
     sum_bar = np.empty((r, tile))
-{LOOP}{FORWARD.format(chain=CHAIN_FORWARD, operands=OPERANDS_OF_I, dispatch="{primal}")}\
+{LOOP}{FORWARD.format(chain="{chain}", operands=OPERANDS_OF_I, dispatch="{primal}")}\
         for j in range(n_out):
             s = res[outputs[j]]
             for p in range(m):
@@ -457,11 +465,7 @@ def reverse_adjoint({SIGNATURE}, barg0, barg1, barg2, bres, n_bar, flags, Y_bar,
                     v_bar[s, d, p] += Y_bar[(start + p) * y_bar_step, j, d]
         for i in range(n_slots - 1, n_in + n_params - 1, -1):
             o = op[i]
-            if o >= CHAIN_MULC:  # a chain: its last instruction runs it backwards
-                if o == CHAIN_END:
-                    _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, sum_bar, i, r, m)
-                continue
-            f = flags[i]
+{{chain_back}}            f = flags[i]
             if f & 8:  # dead: nothing reads v[i], its adjoint is zero and never set
                 _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
                 continue
@@ -545,12 +549,16 @@ def _threads(template: str) -> str:
 
 
 def _tiles(codes: frozenset[int] | None) -> list[str]:
+    """The four tile functions, for every op (codes None) or those of ``codes`` (CHAIN_MULC among
+    them when the tape has dot-product chains)."""
     primal = _dispatch("value", codes)
     tangent = _dispatch("tangent", codes)
+    chains = codes is None or CHAIN_MULC in codes
+    forward, back = (CHAIN_FORWARD, CHAIN_BACK) if chains else ("", "")
     return [
-        PRIMAL.format(primal=primal),
+        PRIMAL.format(primal=primal, chain=forward),
         TANGENT.format(tangent=tangent),
-        REVERSE.format(primal=primal, reverse=_dispatch("adjoint", codes)),
+        REVERSE.format(primal=primal, reverse=_dispatch("adjoint", codes), chain=forward, chain_back=back),
         HESSIAN.format(tangent=tangent, hessian=_dispatch("hessian", codes)),
     ]
 

@@ -136,7 +136,7 @@ def kernel(name: str, op: np.ndarray):
     if not specialise or full.signatures or _cached(full):
         _full_ready.add(name)  # compiled or cached now: from here on, without asking again
         return full
-    codes = frozenset(int(c) for c in np.unique(op) if CONST <= c < CHAIN_MULC)
+    codes = frozenset(min(int(c), CHAIN_MULC) for c in np.unique(op) if c >= CONST)  # chains: CHAIN_MULC
     if not _announced:
         _announce()
     return getattr(_specialise(codes), name)
