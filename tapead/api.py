@@ -283,11 +283,6 @@ class Tape(TapeData):
         return _frozen(passes.chain_ops(self))
 
     @cached_property
-    def _ssa(self) -> tuple:
-        """One row per slot (no reuse): what bench/compaction.py measures the layouts against."""
-        return self.arg0, self.arg1, self.arg2, np.arange(self.n_slots, dtype=np.int32), self.n_slots
-
-    @cached_property
     def _reverse(self) -> tuple:
         """Layout of the reverse sweep: value rows reused except those of the values it reads
         again (pinned), adjoints in the forward layout's rows (see compact_slots), and the
@@ -550,14 +545,6 @@ class Tape(TapeData):
         x_bar = X_bar[:, :, 0]
         return self._shape_out(Y, batched), (x_bar if batched else x_bar[0])
 
-    # one-array forms for tapead.dask, whose blocks return a single array
-    def _value_and_gradient_stacked(self, X, *args) -> np.ndarray:
-        y, g = self.value_and_gradient(X, *args)
-        return np.column_stack([y, g])
-
-    def _jvp_tangent(self, X, *args, V) -> np.ndarray:
-        return self.jvp(X, *args, V)[1]
-
     def jacobian(self, X, *args, mode: str = "auto", out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
         """The Jacobian (N, *out_shape, n) at every point (out_shape + (n,) for one point).
 
@@ -711,8 +698,21 @@ class Tape(TapeData):
             "tile": {"values": tile_size(rows), "gradient": tile_size(reverse_values + rows)},
             "chains": {"count": int(np.sum(chained >= passes.CHAIN_END)),
                        "ops": int(np.sum(chained >= passes.CHAIN_MULC))},
-            "colors": {"jacobian": self._jacobian_coloring.stats(), "hessian": self._hessian_coloring.stats()},
+            "colors": self._coloring_stats(),
         }
+
+    def _coloring_stats(self) -> dict:
+        """Nonzeros and colors of the sparse Jacobian's and Hessian's colorings: those computed
+        already, or computed now for tapes of up to 4,096 inputs (a coloring's bitsets take
+        O(n^2) bits; sparse_jacobian and sparse_hessian compute them at any size)."""
+        found = {}
+        for name in ("jacobian", "hessian"):
+            attribute = f"_{name}_coloring"
+            if attribute in self.__dict__ or self.n_in <= 4096:
+                found[name] = getattr(self, attribute).stats()
+            else:
+                found[name] = None
+        return found
 
     def explain(self, x, *args, wrt=0, y_bar=None) -> Explanation:
         """The seed's three traces at one point: evaluation, tangent (for input ``wrt`` or a

@@ -49,14 +49,17 @@ def _prepare(tape, X, P):
     return X, args
 
 
-def _blockwise(method: str, tape, X, P, tail: tuple[int, ...], **kwargs):
-    """map tape.method over the point chunks; results have shape (N, *tail)."""
+def _blockwise(method, tape, X, P, tail: tuple[int, ...], **kwargs):
+    """map tape.method (a name, or a function of (tape, x, *p)) over the point chunks; results
+    have shape (N, *tail)."""
     X, params = _prepare(tape, X, P)
     shared = dask.delayed(tape, pure=True)  # one task: the tape travels once per worker
     index = "i" + "".join(chr(ord("k") + d) for d in range(len(tail)))
     new_axes = {index[1 + d]: size for d, size in enumerate(tail)}
 
     def run(x, tape, *p):
+        if callable(method):
+            return method(tape, x, *p, **kwargs)
         return getattr(tape, method)(x, *p, **kwargs)
 
     args = [X, "ij", shared, None]
@@ -64,6 +67,16 @@ def _blockwise(method: str, tape, X, P, tail: tuple[int, ...], **kwargs):
         args += [array, ind]
     meta = np.empty((0,) * len(index))  # known: do not call run to find out
     return da.blockwise(run, index, *args, new_axes=new_axes, concatenate=True, dtype=np.float64, meta=meta)
+
+
+def _stacked(tape, x, *p):
+    """A chunk's values and gradients as one array: a dask block returns one array."""
+    y, g = tape.value_and_gradient(x, *p)
+    return np.column_stack([y, g])
+
+
+def _tangent(tape, x, *p, V):
+    return tape.jvp(x, *p, V)[1]
 
 
 def _chunk_sum(tape, method, x, p, w, extra):
@@ -130,7 +143,7 @@ def value_and_gradient(tape, X, P=None, reduce=None, weights=None):
     if reduce is not None:
         f, g = _reduce("value_and_gradient", tape, X, P, reduce, weights)
         return float(f), g
-    both = _blockwise("_value_and_gradient_stacked", tape, X, P, (tape.n_in + 1,))
+    both = _blockwise(_stacked, tape, X, P, (tape.n_in + 1,))
     return both[:, 0], both[:, 1:]
 
 
@@ -144,7 +157,7 @@ def jvp(tape, X, V, P=None):
     V = np.asarray(V, dtype=float)
     if V.shape != (tape.n_in,):
         raise ValueError(f"V must have shape ({tape.n_in},)")
-    return _blockwise("_jvp_tangent", tape, X, P, tape.out_shape, V=V)
+    return _blockwise(_tangent, tape, X, P, tape.out_shape, V=V)
 
 
 def jacobian(tape, X, P=None, mode: str = "auto"):

@@ -191,3 +191,10 @@ def test_tiny_patterns(n):
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     for coloring in (sparsity.star_color(empty, n), sparsity.color_columns(empty, n)):
         assert coloring.n_colors == n and coloring.seeds.shape == (n, n)
+
+
+def test_stats_report_both_colorings():
+    rosen = tapead.record(lambda x: np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2), 6)
+    colors = rosen.stats()["colors"]
+    assert colors["hessian"] == {"nnz": 16, "colors": 3, "dense": False}  # tridiagonal: star coloring, 3 sweeps
+    assert colors["jacobian"] == {"nnz": 6, "colors": 6, "dense": True}  # one full row
