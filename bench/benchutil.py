@@ -84,8 +84,7 @@ def machine_line() -> str:
     except OSError:
         pass
     return (f"{cpu}, {os.cpu_count()} CPUs, {numba.get_num_threads()} numba threads "
-            f"(tapead: one share of the tiles per thread on a Python thread pool; prange kernels: "
-            f"{_threading_layer()}), "
+            f"(tapead and the prange kernels: Numba's {_threading_layer()}), "
             f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
             f"{time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.2f} at start")
 

@@ -350,7 +350,7 @@ def _hypot_value(v, a0, a1, a2, row, c, m):
         v[row, p] = np.hypot(x, y)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _exp_value(v, a0, a1, a2, row, c, m):
     _exp_primal(v[a0], v[a0], v[row], m)
 
@@ -362,12 +362,12 @@ def _exp2_value(v, a0, a1, a2, row, c, m):
         v[row, p] = np.exp2(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _expm1_value(v, a0, a1, a2, row, c, m):
     _expm1_primal(v[a0], v[a0], v[row], m)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _log_value(v, a0, a1, a2, row, c, m):
     _log_primal(v[a0], v[a0], v[row], m)
 
@@ -386,7 +386,7 @@ def _log10_value(v, a0, a1, a2, row, c, m):
         v[row, p] = np.log10(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _log1p_value(v, a0, a1, a2, row, c, m):
     _log1p_primal(v[a0], v[a0], v[row], m)
 
@@ -399,22 +399,22 @@ def _logaddexp_value(v, a0, a1, a2, row, c, m):
         v[row, p] = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sigmoid_value(v, a0, a1, a2, row, c, m):
     _sigmoid_primal(v[a0], v[a0], v[row], m)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _softplus_value(v, a0, a1, a2, row, c, m):
     _softplus_primal(v[a0], v[a0], v[row], m)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _sin_value(v, a0, a1, a2, row, c, m):
     _sin_primal(v[a0], v[a0], v[row], m)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _cos_value(v, a0, a1, a2, row, c, m):
     _cos_primal(v[a0], v[a0], v[row], m)
 
@@ -469,7 +469,7 @@ def _cosh_value(v, a0, a1, a2, row, c, m):
         v[row, p] = np.cosh(x)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _tanh_value(v, a0, a1, a2, row, c, m):
     _tanh_primal(v[a0], v[a0], v[row], m)
 

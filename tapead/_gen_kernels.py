@@ -328,7 +328,9 @@ def _op_functions() -> str:
                 continue
             text = "\n".join(body)
             views = [f"    {name} = dd[{k}]" for k, name in enumerate(SCRATCH) if _mentions(text, name)]
-            flags = "CHEAP" if spec.exact else "INNER"  # a few IEEE operations per point: inlined
+            # inlined: a few IEEE operations per point, or one call of a row helper (vmath)
+            cheap = spec.exact or (kind == "value" and _rowed(spec, spec.primal))
+            flags = "CHEAP" if cheap else "INNER"
             lines += ["", "", f"@njit(**{flags})", f"def _{spec.name}_{kind}({PARAMS[kind]}):", *views, *body]
     return "\n".join(lines) + "\n"
 
