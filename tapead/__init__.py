@@ -3,7 +3,7 @@
 A Python function is recorded into a flat opcode tape (numpy arrays) and
 JIT-compiled Numba sweeps, compiled once for all tapes, evaluate values,
 tangents (JVPs) and adjoints (VJPs, gradients) over batches of points.
-See README.md and ../shared/DESIGN.md.
+See README.md and docs/design.md.
 """
 
 from tapead.api import Tape, load, optimize, record

@@ -1,8 +1,8 @@
 """The ``tapead`` command line.
 
-* ``tapead demo``: the seed document's example (its traces), then throughput.
+* ``tapead demo``: the worked example (docs/design.md; its traces), then throughput.
 * ``tapead explain EXPR --at x1=2,x2=5 [--wrt x1] [--dot FILE | --svg FILE | --png FILE]``:
-  the seed's traces, edge partials and path sums of an expression at one point, and its graph.
+  the traces, edge partials and path sums of an expression at one point, and its graph.
 * ``tapead grad EXPR --points FILE --out FILE [--vars x1,x2] [--block ROWS]``: values and
   gradients at every point of a .npy or .csv file, streamed in blocks of rows.
 
@@ -476,12 +476,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tapead", description="Record once, evaluate derivatives at many points.",
                                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="the seed example: traces, gradient, and throughput on 1,000,000 points")
+    p_demo = sub.add_parser("demo", help="the worked example: traces, gradient, and throughput on 1,000,000 points")
     p_demo.add_argument("--points", type=int, default=1_000_000, help="points to time (default 1,000,000)")
 
     p_explain = sub.add_parser(
         "explain", help="evaluation, tangent and adjoint traces, edge partials and path sums at one point",
-        description="The seed document's traces of an expression at one point, and its graph.",
+        description="The traces of an expression at one point, as for the worked example, and its graph.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p_explain.add_argument("expression", help='e.g. "log(x1) + x1*x2 - sin(x2)"')
     p_explain.add_argument("--at", required=True, metavar="NAME=NUMBER,...",

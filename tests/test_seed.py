@@ -1,4 +1,4 @@
-"""The seed document's example, exactly: y = log(x1) + x1*x2 - sin(x2) at (2, 5)."""
+"""The worked example (docs/design.md), exactly: y = log(x1) + x1*x2 - sin(x2) at (2, 5)."""
 
 import math
 
