@@ -379,6 +379,7 @@ def _stream(tape, blocks, out: str, out_kind: str, n_rows: int | None, columns: 
 def _fill(tape, blocks, result, out_kind: str, n_rows: int | None, width: int, progress) -> tuple[int, int]:
     done = nonfinite = 0
     for X, fraction in blocks:
+        _check_signal()
         k = X.shape[0]
         if k == 0:
             continue
@@ -396,6 +397,7 @@ def _fill(tape, blocks, result, out_kind: str, n_rows: int | None, width: int, p
         done += k
         progress.update(fraction, done)
     progress.update(1.0, done)  # the whole file is read: CSV fractions count characters, not bytes
+    _check_signal()  # a signal swallowed during the last block: nothing is committed
     if out_kind == "npy" and done != n_rows:
         raise CommandError(f"read {done} points, expected {n_rows}: the points file changed while it was read")
     return done, nonfinite
@@ -526,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     command = {"explain": explain_command, "grad": grad_command}[args.command]
     main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers live
     if main_thread:
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        _signalled.clear()
+        previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return command(args)
     except KeyboardInterrupt:
@@ -550,12 +553,31 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if main_thread:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def _terminate(signum, frame):
-    """SIGTERM unwinds like Ctrl-C (so a half-written output is removed), then exits 128 + 15."""
+_signalled: list[int] = []  # SIGINT or SIGTERM received during a command
+
+
+def _on_signal(signum, frame):
+    """SIGINT and SIGTERM unwind (so a half-written output is removed), then exit 130 or 143.
+    The signal is also remembered: raised while Numba runs a Python callback from LLVM (loading
+    a kernel from the cache), the exception is swallowed there, so _check_signal raises it again
+    at the next block, before any output is committed."""
+    _signalled.append(signum)
+    _raise_for(signum)
+
+
+def _raise_for(signum):
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
+
+
+def _check_signal() -> None:
+    if _signalled:
+        _raise_for(_signalled[0])
 
 
 if __name__ == "__main__":
