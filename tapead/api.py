@@ -437,10 +437,11 @@ class Tape(TapeData):
 
     # ---- public methods ----
 
-    # Every evaluation method takes ``out=`` (arrays to fill of exactly the result's shape,
-    # float64 C-contiguous, sharing no memory with the inputs; a numpy memmap works) and
-    # ``progress=`` (called as progress(points_done, n_points) after each block of BLOCK
-    # points): with both, any number of points runs in bounded extra memory. Those that
+    # Every evaluation method takes ``progress=`` (called as progress(points_done, n_points)
+    # after each block of BLOCK points), and all but the sparse ones (whose (N, nnz) values are
+    # new arrays) ``out=``: arrays to fill of exactly the result's shape, float64 C-contiguous,
+    # sharing no memory with the inputs (a numpy memmap works). With both, any number of
+    # points runs in bounded extra memory. Those that
     # return per-point results also take ``reduce="sum"`` or ``"mean"`` (with optional
     # per-point ``weights=``): the (weighted) sum or mean over the points instead, computed
     # in bounded memory, in the same bits whatever the thread count.
@@ -521,29 +522,44 @@ class Tape(TapeData):
         return self._shape_out(Y, batched), self._shape_out(y_dot, batched, tail)
 
     def vjp(self, X, *args, out=None, progress=None, reduce=None, weights=None) -> tuple[np.ndarray, np.ndarray]:
-        """(f(x), J(x).T @ w): W of shape (N, m) or (m,) (the output's shape after N) gives (N, n)
-        (with ``reduce=``: the sum or mean over the points of both, out_shape and (n,))."""
+        """(f(x), J(x).T @ w): W of shape (N, *out_shape) or out_shape gives (N, n); r directions in
+        one sweep: W of shape (N, *out_shape, r), or (1, *out_shape, r) for the same r at every
+        point, gives (N, n, r). With ``reduce=``: the sum or mean over the points of both."""
         P, W = self._split(args, ["W"], "vjp")
         X, batched = self._points(X, P)
-        W = _float_array(W, "W", f"(N, *{self.out_shape}) or {self.out_shape}")
-        N, m, shape = X.shape[0], self.n_out, self.out_shape
-        if batched and W.shape == (N, *shape):
-            W, w_step = W.reshape(-1, m, 1), 1
-        elif W.shape == shape:
-            W, w_step = _contiguous(W.reshape(1, m, 1)), 0
-        else:
-            raise ValueError(f"W must have shape (N, *{shape}) or {shape} (the outputs' shape), got {W.shape}")
+        W, w_step, multi = self._output_weights(W, X.shape[0], batched)
+        N, m, shape, r = X.shape[0], self.n_out, self.out_shape, W.shape[2]
         reduce, w = self._reduced("vjp", X, P, batched, reduce, weights, out)
         if reduce is not None:
             y, x_bar = self._adjoint_sum(X, P, W, w_step, w, progress)
-            return self._scale(y, reduce, w, N).reshape(shape), self._scale(x_bar[:, 0], reduce, w, N)
+            x_bar = x_bar if multi else x_bar[:, 0]
+            return self._scale(y, reduce, w, N).reshape(shape), self._scale(x_bar, reduce, w, N)
         lead = (N,) if batched else ()
         y_out, b_out = _pair(out, "vjp")
         y_out = _checked_out(y_out, (*lead, *shape), (N, m), "out[0]", (X, P, W))
-        b_out = _checked_out(b_out, (*lead, self.n_in), (N, self.n_in, 1), "out[1]", (X, P, W, y_out))
+        b_out = _checked_out(b_out, (*lead, self.n_in, *((r,) if multi else ())), (N, self.n_in, r), "out[1]",
+                             (X, P, W, y_out))
         Y, X_bar = self._adjoint(X, P, W, w_step, y_out, b_out, progress)
-        x_bar = X_bar[:, :, 0]
+        x_bar = X_bar if multi else X_bar[:, :, 0]
         return self._shape_out(Y, batched), (x_bar if batched else x_bar[0])
+
+    def _output_weights(self, W, n_points: int, batched: bool) -> tuple[np.ndarray, int, bool]:
+        """vjp's W as (N or 1, m, r) with a point step, and whether r directions were given. Several
+        directions always carry both a point axis and a last axis, (N, *out_shape, r) or
+        (1, *out_shape, r): (N, *out_shape) keeps its one meaning, a direction per point."""
+        shape, m = self.out_shape, self.n_out
+        W = _float_array(W, "W", f"(N, *{shape}), {shape}, (N, *{shape}, r) or (1, *{shape}, r)")
+        if batched and W.shape == (n_points, *shape):
+            return W.reshape(n_points, m, 1), 1, False
+        if W.shape == shape:
+            return _contiguous(W.reshape(1, m, 1)), 0, False
+        if W.ndim == len(shape) + 2 and W.shape[1:-1] == shape:
+            if W.shape[0] == 1:
+                return _contiguous(W.reshape(1, m, W.shape[-1])), 0, True
+            if batched and W.shape[0] == n_points:
+                return W.reshape(n_points, m, W.shape[-1]), 1, True
+        raise ValueError(f"W must have shape (N, *{shape}) or {shape} (the outputs' shape), or (N, *{shape}, r) or "
+                         f"(1, *{shape}, r) for r directions, with N = {n_points}; got {W.shape}")
 
     def jacobian(self, X, *args, mode: str = "auto", out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
         """The Jacobian (N, *out_shape, n) at every point (out_shape + (n,) for one point).

@@ -132,3 +132,17 @@ def test_jacobian_and_sparse_methods_report_progress():
         seen = []
         method(X, progress=lambda done, total: seen.append((done, total)))
         assert seen == [(tapead.api.BLOCK, X.shape[0]), (X.shape[0], X.shape[0])]
+
+
+def test_vjp_takes_r_directions_in_one_sweep(tape3):
+    X = np.random.default_rng(4).normal(size=(5, 3))
+    J = tape3.jacobian(X)
+    W = np.random.default_rng(5).normal(size=(5, 2, 4))
+    _, per_point = tape3.vjp(X, W)
+    np.testing.assert_allclose(per_point, np.einsum("kmn,kmr->knr", J, W), rtol=1e-13, atol=1e-15)
+    _, shared = tape3.vjp(X, np.eye(2)[None])  # the same two directions at every point: J's rows
+    np.testing.assert_allclose(shared, J.transpose(0, 2, 1), rtol=1e-13)
+    _, one = tape3.vjp(X[:2], np.eye(2))  # (N, m) keeps its meaning: one direction per point
+    np.testing.assert_allclose(one, np.einsum("kmn,km->kn", J[:2], np.eye(2)), rtol=1e-13)
+    with pytest.raises(ValueError, match="r directions"):
+        tape3.vjp(X, np.ones((2, 4)))
