@@ -17,7 +17,7 @@ Methods (textbook, e.g. Muller, "Elementary Functions", ch. 11):
 - sin, cos: x = k pi/2 + r, pi/2 in four pieces (the first three exact when multiplied by
   k < 2^20), Taylor series on |r| <= pi/4 and the quadrant picked by k mod 4. They give nan
   for |x| >= 2^19 (and inf, nan): the sweeps then redo those elements, one by one, with libm,
-  which reduces huge arguments exactly (tapead._gen_kernels writes that check).
+  which reduces huge arguments exactly (kernels/generate.py writes that check).
 - tanh: |x| < 0.55: an odd polynomial (near-minimax, fitted with mpmath); beyond,
   1 - 2 / (e^2|x| + 1), which does not cancel there; sign restored.
 - expm1: its Taylor series for |x| <= 1.1, else 2^k (e^r - 1) + (2^k - 1).

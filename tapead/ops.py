@@ -9,7 +9,7 @@ local partials c_ij = d phi_i / d v_j).
 
 Everything else derives from this table, so nothing can drift apart:
 
-* ``tapead._gen_kernels`` writes the Numba sweeps in ``kernels/sweeps.py``;
+* ``kernels/generate.py`` (``tapead.kernels.generate``) writes the Numba sweeps in ``kernels/sweeps.py``;
 * ``tapead.reference`` is the slow numpy interpreter the kernels are tested
   against, built from the same strings;
 * the tracer's functions, the printer and the tests iterate over the rows.

@@ -93,10 +93,9 @@ def _specialise(codes: frozenset):
         module = _specialised.get(codes)
         if module is not None:
             return module
-        from tapead import _gen_kernels
-        from tapead.kernels import sweeps
+        from tapead.kernels import generate, sweeps
 
-        text = _gen_kernels.generate_specialised(codes)
+        text = generate.generate_specialised(codes)
         digest = hashlib.sha256((_source_digest(sweeps.__file__) + text).encode()).hexdigest()[:20]
         path = os.path.join(_cache_dir(), f"sweeps_{digest}.py")
         if not os.path.exists(path):

@@ -4,12 +4,12 @@ import subprocess
 import sys
 import textwrap
 
-from tapead import _gen_kernels
+from tapead.kernels import generate
 
 
 def test_regenerating_the_sweeps_gives_the_same_bytes():
-    assert _gen_kernels.TARGET.read_text() == _gen_kernels.generate(), (
-        "kernels/sweeps.py is stale: run python -m tapead._gen_kernels"
+    assert generate.TARGET.read_text() == generate.generate(), (
+        "kernels/sweeps.py is stale: run python -m tapead.kernels.generate"
     )
 
 
