@@ -179,11 +179,12 @@ class Tape(TapeData):
 
     def _points(self, X, P=None) -> tuple[np.ndarray, bool]:
         """(X as (N, n), whether results keep a point axis). One x (n,) with parameters P of
-        (N, k) is N points: x repeated as a stride-0 view, never copied N times."""
+        (N, k), N > 1, is N points: x repeated as a stride-0 view, never copied N times (with
+        P of (1, k), one point, as before)."""
         n = self.n_in
         X = _float_array(X, "X", f"(N, {n}) or ({n},)")
         if X.ndim == 1 and X.shape[0] == n:
-            if P is not None and np.ndim(P) == 2 and np.shape(P)[1:] == (self.n_params,):
+            if P is not None and np.ndim(P) == 2 and np.shape(P)[1:] == (self.n_params,) and np.shape(P)[0] != 1:
                 return np.broadcast_to(X.astype(np.float64, copy=False), (np.shape(P)[0], n)), True
             return X.reshape(1, n), False
         if X.ndim == 2 and X.shape[1] == n:

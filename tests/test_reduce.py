@@ -144,3 +144,11 @@ def test_scipy_fits_a_likelihood_over_the_data(growth):
     K, r, t0, s = refined.x
     assert abs(K - 10) < 0.2 and abs(r - 0.8) < 0.05 and abs(t0 - 5) < 0.1 and abs(np.exp(s) - 0.5) < 0.03
     np.testing.assert_allclose(funcs.jac(refined.x), 0, atol=1e-4)
+
+
+def test_one_x_with_one_parameter_row_is_one_point():
+    tape = tapead.record(lambda x, p: x[0] * p[0] + x[1], 2, n_params=1)
+    g = tape.gradient(np.array([1.0, 2.0]), np.array([[3.0]]))
+    assert g.shape == (2,) and g.tolist() == [3.0, 1.0]
+    funcs = tape.to_scipy(np.array([[3.0]]))
+    assert funcs.jac(np.array([1.0, 2.0])).shape == (2,)
