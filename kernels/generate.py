@@ -543,7 +543,8 @@ def _threads(template: str) -> str:
     tapead.runtime compiles it with explicit types (kernels/tiles.py, threaded)."""
     head = re.search(r"def (\w+)\(([^)]*)\)", template)
     name, params = head.group(1), [p.strip() for p in head.group(2).split(",")]
-    assert params[-1] == "t", name
+    if params[-1] != "t":
+        raise ValueError(f"{name}: a tile function's last parameter must be t, its share")
     inner = ", ".join(params[:-1])
     return (f"\n\ndef _{name}_threads(run, {inner}):\n"
             f"    for t in prange(n_threads):\n"

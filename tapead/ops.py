@@ -234,7 +234,8 @@ def _number(rows: list[OpSpec]) -> tuple[OpSpec, ...]:
 OPS: tuple[OpSpec, ...] = _number(_rows())
 BY_NAME: dict[str, OpSpec] = {row.name: row for row in OPS}
 INPUT, PARAM, CONST = BY_NAME["input"].code, BY_NAME["param"].code, BY_NAME["const"].code
-assert len(BY_NAME) == len(OPS), "duplicate op names"
+if len(BY_NAME) != len(OPS):  # a table invariant: checked even under python -O
+    raise ImportError("duplicate op names in the op table")
 
 
 def _check_rows() -> None:

@@ -36,7 +36,8 @@ _ARITY = [s.arity for s in OPS]
 _EXACT = [s.exact for s in OPS]
 _COMMUTATIVE = [s.commutative for s in OPS]
 _KEYED_CONST = [s.uses_const or s.code == CONST for s in OPS]  # the immediate is part of the CSE key
-assert all(s.arity == 2 for s in OPS if s.commutative)  # CSE swaps the two operands
+if not all(s.arity == 2 for s in OPS if s.commutative):  # CSE swaps the two operands
+    raise ImportError("a commutative op of the table is not binary")
 _NEG, _SQUARE, _MULC = BY_NAME["neg"].code, BY_NAME["square"].code, BY_NAME["mulc"].code
 _ADDC, _DIVC, _MUL, _WHERE = BY_NAME["addc"].code, BY_NAME["divc"].code, BY_NAME["mul"].code, BY_NAME["where"].code
 _ADD, _SUB, _ADDMULC = BY_NAME["add"].code, BY_NAME["sub"].code, BY_NAME["addmulc"].code
