@@ -329,28 +329,41 @@ class Tape(TapeData):
         sum_k weights_k H_L(X[k]) @ V[k] (n, q), summed per tile in the sweep, then in a fixed tree."""
         n, n_points = self.n_in, X.shape[0]
         q = n if V is None else V.shape[2]
-        if reduce:
-            return self._hessian_sum(X, P, W, w_step, V, v_step, weights, progress)
-        HV = _empty(HV, (n_points, n, q))
+        HV = None if reduce else _empty(HV, (n_points, n, q))
         P, p_step = self._params(P, n_points)
         values, adjoints = self._hessian_layout
+        sums = []
         for block in _blocks(n_points, progress):
             Xb, Pb = X[block], _rows(P, p_step, block)
             m = Xb.shape[0]
-            Y, G = np.empty((m, self.n_out)), np.empty((m, n))
+            Wb, ws = _rows(W, w_step, block), w_step
+            if weights is not None:  # L_k = w_k W[k] . y
+                Wb, ws = np.ascontiguousarray(weights[block, None] * Wb), 1
+            Y = np.empty((m, self.n_out))
+            if reduce:
+                sums.append(np.empty((n, q)))
             for cols in _chunks(q):
                 if V is None:
                     Vc, step = _unit(n, cols), 0
                 else:
                     Vc, step = np.ascontiguousarray(_rows(V, v_step, block)[:, :, cols]), v_step
-                whole = cols == slice(0, q)
-                H = HV[block] if whole else np.empty((m, n, Vc.shape[2]))
                 rows = (values[-1] + adjoints[-2]) * (1 + Vc.shape[2])  # values, adjoints and their tangents
-                self._launch("reverse_hessian", values, tile_size(rows, minimum=16), Xb, Pb, p_step, *adjoints,
-                             (_rows(W, w_step, block), w_step), (Vc, step), outputs=(Y, G, H), tail=(0,))
-                if not whole:
+                tile = min(tile_size(rows, minimum=16), m)
+                whole = cols == slice(0, q)
+                if reduce:  # one row of sums per tile
+                    n_tiles = -(-m // tile)
+                    G, H = np.empty((n_tiles, n)), np.empty((n_tiles, n, Vc.shape[2]))
+                    outputs, tail = (Y,), (G, H, 1)
+                else:
+                    G, H = np.empty((m, n)), HV[block] if whole else np.empty((m, n, Vc.shape[2]))
+                    outputs, tail = (Y, G, H), (0,)
+                self._launch("reverse_hessian", values, tile, Xb, Pb, p_step, *adjoints, (Wb, ws), (Vc, step),
+                             outputs=outputs, tail=tail)
+                if reduce:
+                    sums[-1][:, cols] = _pairwise(H)
+                elif not whole:
                     HV[block, :, cols] = H
-        return HV
+        return _pairwise(np.array(sums)) if reduce else HV
 
     def _reduction(self, reduce, weights, n_points: int, batched: bool):
         """(reduce, per-point weights or None) checked; weights only weigh a reduction."""
@@ -393,33 +406,6 @@ class Tape(TapeData):
             ys.append(_weighted_sum(Y, None if weights is None else weights[block]))
             gs.append(_pairwise(S))
         return _pairwise(np.array(ys)), _pairwise(np.array(gs))
-
-    def _hessian_sum(self, X, P, W, w_step, V, v_step, weights, progress) -> np.ndarray:
-        n, n_points = self.n_in, X.shape[0]
-        q = n if V is None else V.shape[2]
-        P, p_step = self._params(P, n_points)
-        values, adjoints = self._hessian_layout
-        parts = []
-        for block in _blocks(n_points, progress):
-            m = block.stop - block.start
-            Wb, step = _rows(W, w_step, block), w_step
-            if weights is not None:  # L_k = w_k W[k] . y
-                Wb, step = np.ascontiguousarray(weights[block, None] * Wb), 1
-            total = np.empty((n, q))
-            for cols in _chunks(q):
-                if V is None:
-                    Vc, vs = _unit(n, cols), 0
-                else:
-                    Vc, vs = np.ascontiguousarray(_rows(V, v_step, block)[:, :, cols]), v_step
-                rows = (values[-1] + adjoints[-2]) * (1 + Vc.shape[2])
-                t = min(tile_size(rows, minimum=16), m)
-                n_tiles = -(-m // t)
-                Y, G, H = np.empty((m, self.n_out)), np.empty((n_tiles, n)), np.empty((n_tiles, n, Vc.shape[2]))
-                self._launch("reverse_hessian", values, t, X[block], _rows(P, p_step, block), p_step, *adjoints,
-                             (Wb, step), (Vc, vs), outputs=(Y,), tail=(G, H, 1))
-                total[:, cols] = _pairwise(H)
-            parts.append(total)
-        return _pairwise(np.array(parts))
 
     def _weights(self, W, n_points: int, batched: bool, method: str) -> tuple[np.ndarray, int]:
         """Output weights (N, m) or (m,) for Lagrangian Hessians; optional for a scalar f."""
