@@ -562,10 +562,15 @@ _signalled: list[int] = []  # SIGINT or SIGTERM received during a command
 
 def _on_signal(signum, frame):
     """SIGINT and SIGTERM unwind (so a half-written output is removed), then exit 130 or 143.
-    The signal is also remembered: raised while Numba runs a Python callback from LLVM (loading
-    a kernel from the cache), the exception is swallowed there, so _check_signal raises it again
-    at the next block, before any output is committed."""
+    The signal is remembered, and while Numba runs a Python callback from LLVM (loading a kernel
+    from the cache) it is only remembered: raised there, the exception would be swallowed (and
+    its traceback printed), so _check_signal raises it at the next block, before any output is
+    committed."""
     _signalled.append(signum)
+    while frame is not None:
+        if "llvmlite" in frame.f_code.co_filename:
+            return
+        frame = frame.f_back
     _raise_for(signum)
 
 
