@@ -89,7 +89,7 @@ def _chunk_sum(tape, method, x, p, w, extra):
 def _reduce(method, tape, X, P, reduce, weights, *extra):
     """sum (or mean) over the points of ``tape.method``: per chunk on the workers, then the
     chunks' sums added on the client in a fixed tree (the same bits for the same chunks)."""
-    from tapead.api import _pairwise
+    from tapead.evaluate import pairwise as _pairwise
 
     if reduce not in ("sum", "mean"):
         raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")

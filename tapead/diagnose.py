@@ -107,3 +107,10 @@ def diagnose_point(tape: TapeData, k: int, x: np.ndarray, p: np.ndarray, y_bar: 
             if not np.isfinite(contribution):
                 return _record(tape, k, "derivative", i, v, contribution)
     return None
+
+
+def find_nonfinite(tape: TapeData, points: np.ndarray, X: np.ndarray, P: np.ndarray, p_step: int,
+                   y_bar: np.ndarray) -> list[NonFinite]:
+    """The reports of the given ``points`` (indices into X), those that have one."""
+    found = [diagnose_point(tape, int(k), X[k], P[k * p_step], y_bar) for k in points]
+    return [report for report in found if report is not None]

@@ -28,6 +28,7 @@ from numba.extending import typeof_impl
 
 from tapead.kernels.tiles import CHAIN_MULC
 from tapead.ops import CONST
+from tapead.shapes import contiguous
 
 SWEEPS = ("forward_primal", "forward_tangent", "reverse_adjoint", "reverse_hessian")
 
@@ -41,6 +42,47 @@ _SCRATCH_CAP = 64 << 20
 # Points per launch: inputs are converted and seeds sliced one block at a time, so that
 # temporaries stay bounded whatever N is.
 BLOCK = 1 << 18
+
+
+def blocks(n_points: int, progress=None):
+    """Slices of BLOCK points; ``progress(done, n_points)`` after each."""
+    for start in range(0, n_points, BLOCK):
+        block = slice(start, min(n_points, start + BLOCK))
+        yield block
+        if progress is not None:
+            progress(block.stop, n_points)
+
+
+def rows(A, step: int, block: slice):
+    """A block's rows of a per-point array (step 1); a shared one (step 0) as it is."""
+    return A[block] if step else A
+
+
+def sweep(name: str, tape, layout, tile: int, X, P, p_step: int, *middle, outputs: tuple, tail: tuple = (),
+          progress=None) -> None:
+    """Run sweep ``name`` of ``tape`` with ``layout`` (tapead.layout) over all points of X, in
+    blocks of BLOCK points so that converted inputs and temporaries stay bounded. ``middle``
+    holds the sweep's own arguments, a (seeds, step) pair for a seed array (sliced per block
+    when its step is 1); ``outputs`` are (N, ...) arrays, ``tail`` the arguments after them. An
+    X whose rows are one row repeated (a stride-0 view) goes to the kernels as that row."""
+    n_points = X.shape[0]
+    run = kernel(name, layout.op)
+    x_step = int(X.strides[0] != 0)
+    for block in blocks(n_points, progress):
+        m = block.stop - block.start
+        args = [layout.op, *layout.values.arguments(), tape.const, tape.n_in, tape.n_params, tape.outputs,
+                contiguous(X[block] if x_step else X[:1]), x_step, contiguous(rows(P, p_step, block)), p_step,
+                *layout.adjoint_arguments()]
+        for item in middle:
+            if isinstance(item, tuple):
+                seeds, step = item
+                args += [contiguous(rows(seeds, step, block)), step]
+            else:
+                args.append(item)
+        args += [out[block] for out in outputs]
+        args += tail
+        launch(run, args, min(tile, m), m)  # one point: a one-point tile's scratch
+        del args  # before the next block is converted: one block of temporaries at a time
 
 
 def tile_size(n_rows: int, n_dirs: int = 0, minimum: int = _TILE_MIN) -> int:

@@ -108,7 +108,7 @@ def test_one_point_allocates_one_points_scratch_not_a_tiles():
 
 def test_jacobian_and_hessian_into_out_use_memory_bounded_by_a_block():
     tape = tapead.record(lambda x: [np.sin(x[0]) * x[1], x[0] * x[1] ** 2], 2)
-    N = 8 * tapead.api.BLOCK
+    N = 8 * tapead.runtime.BLOCK
     X = np.random.default_rng(2).normal(size=(N, 2))
     J, H = np.empty((N, 2, 2)), np.empty((N, 2, 2))
     W = np.array([1.0, 0.5])
@@ -126,12 +126,12 @@ def test_jacobian_and_hessian_into_out_use_memory_bounded_by_a_block():
 
 def test_jacobian_and_sparse_methods_report_progress():
     tape = tapead.record(lambda x: [x[0] * x[1], x[1] * x[2]], 3)
-    X = np.ones((tapead.api.BLOCK + 5, 3))
+    X = np.ones((tapead.runtime.BLOCK + 5, 3))
     for method in (tape.jacobian, tape.sparse_jacobian,
                    lambda X, progress: tapead.record(lambda x: x[0] * x[1] * x[2], 3).sparse_hessian(X, progress=progress)):
         seen = []
         method(X, progress=lambda done, total: seen.append((done, total)))
-        assert seen == [(tapead.api.BLOCK, X.shape[0]), (X.shape[0], X.shape[0])]
+        assert seen == [(tapead.runtime.BLOCK, X.shape[0]), (X.shape[0], X.shape[0])]
 
 
 def test_vjp_takes_r_directions_in_one_sweep(tape3):

@@ -41,7 +41,9 @@ def test_what_is_not_a_chain():
 
 def _without_chains(tape):
     plain = tapead.Tape.from_data(tape)
-    plain.__dict__["_chained"] = plain.op  # the cached op codes, unmarked
+    layouts = plain.layouts  # the same layouts with the op codes unmarked
+    plain.__dict__["layouts"] = dataclasses.replace(layouts, primal=dataclasses.replace(layouts.primal, op=plain.op),
+                                                    reverse=dataclasses.replace(layouts.reverse, op=plain.op))
     return plain
 
 

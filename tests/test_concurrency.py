@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tapead
-from tapead import api
+from tapead import runtime
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_out_arrays_including_memmaps(tape, tmp_path, rng):
 
 
 def test_blocks_bound_extra_memory_and_report_progress(tape, tmp_path):
-    n_points = 6 * api.BLOCK + 123
+    n_points = 6 * runtime.BLOCK + 123
     X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(n_points, 4))
     X[:] = np.random.default_rng(1).normal(size=(n_points, 4)).astype(np.float32)
     g = np.lib.format.open_memmap(tmp_path / "g.npy", mode="w+", dtype=np.float64, shape=(n_points, 4))
@@ -62,7 +62,7 @@ def test_blocks_bound_extra_memory_and_report_progress(tape, tmp_path):
     tracemalloc.stop()
     # converting X whole would take n_points * 4 * 8 = 50 MB; a block takes 8 MB, plus the
     # values (N x 8 B) that gradient computes on the way
-    assert peak < n_points * 8 + 2 * api.BLOCK * 4 * 8 < n_points * 4 * 8, peak
+    assert peak < n_points * 8 + 2 * runtime.BLOCK * 4 * 8 < n_points * 4 * 8, peak
     assert seen[-1] == (n_points, n_points) and len(seen) == 7
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     np.testing.assert_allclose(g[-5:], tape.gradient(np.asarray(X[-5:], dtype=np.float64)))

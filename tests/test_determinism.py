@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tapead
-from tapead.api import BLOCK
+from tapead.runtime import BLOCK
 
 from .conftest import random_tapes
 

@@ -118,12 +118,14 @@ def test_stats(n):
     assert stats["bytes_per_point"]["gradient"] == 8 * rows["gradient"] < 16 * stats["slots"] // 2
 
 
-@pytest.mark.parametrize("layout, second", [("_reverse", False), ("_hessian_layout", True)])
+@pytest.mark.parametrize("layout, second", [("reverse", False), ("hessian", True)])
 @given(tape=random_tapes(max_ops=24))
 def test_reverse_layout_keeps_every_value_and_adjoint_it_reads(layout, second, tape):
     """Replay a reverse sweep's layout on slot numbers instead of values: every row read holds
     the slot it is meant to, in the forward part and in the reverse part."""
-    (*vargs, res, n_values), (*bargs, bres, n_bar, flags) = getattr(tape, layout)
+    sweep = getattr(tape.layouts, layout)
+    (*vargs, res, n_values), (*bargs, bres, n_bar) = sweep.values.arguments(), sweep.adjoints.arguments()
+    flags = sweep.flags
     args, lead, n = (tape.arg0, tape.arg1, tape.arg2), tape.n_in + tape.n_params, tape.n_slots
     held = np.full(n_values, -1)
     held[res[:lead]] = np.arange(lead)
