@@ -31,15 +31,9 @@ from tapead.tape import TapeData
 
 __all__ = ["Coloring", "jacobian_pattern", "hessian_pattern", "color_columns", "star_color", "to_scipy"]
 
-_NONZERO_PARTIAL = [tuple(p.strip() != "0.0" for p in spec.partials) for spec in OPS]
-_NONZERO_SECOND = [
-    tuple(
-        (j, k)
-        for (j, k), h in zip([(j, k) for j in range(s.arity) for k in range(j, s.arity)], s.second)
-        if h.strip() != "0.0"
-    )
-    for s in OPS
-]
+# per opcode: which partials are not identically zero, and the operand pairs whose second partial is not
+_NONZERO_PARTIAL = [spec.nonzero for spec in OPS]
+_NONZERO_SECOND = [spec.nonzero_pairs for spec in OPS]
 
 
 def _bits(mask: int) -> list[int]:
