@@ -7,6 +7,9 @@ Hessians), as scalar expressions in numpy syntax over the operands ``x``,
 Griewank & Walther, *Evaluating Derivatives*, ch. 2 (elementals and their
 local partials c_ij = d phi_i / d v_j).
 
+The facts other modules need (the pairs of the second partials, which partials are
+identically zero or one, which operands each reads, the primal as a function, the numpy twin)
+are derived from each row once, when it is built (``OpSpec``), and read from there.
 Everything else derives from this table, so nothing can drift apart:
 
 * ``kernels/generate.py`` (``tapead.kernels.generate``) writes the Numba sweeps in ``kernels/sweeps.py``;
