@@ -85,7 +85,8 @@ def numpy_function(expr: str):
     return eval(f"lambda x, y, w, c, z: {expr}", {"np": np, "math": math})  # noqa: S307
 
 
-def _derived() -> object:
+def _derived():
+    """A field derived from the others in OpSpec.__post_init__."""
     return field(default=(), init=False, repr=False, compare=False)
 
 
@@ -159,8 +160,8 @@ class OpSpec:
             for k, n in enumerate(names)
         ))
         set_("primal_function", numpy_function(self.primal))
-        if not self.twin and self.name in _NUMPY_NAMED and not self.uses_const:
-            set_("twin", f"np.{self.name}({', '.join(OPERANDS[:self.arity])})")
+        if not self.twin and self.arity and not self.uses_const and callable(getattr(np, self.name, None)):
+            set_("twin", f"np.{self.name}({', '.join(OPERANDS[:self.arity])})")  # np.sin for sin, ...
 
     @property
     def uses_const(self) -> bool:
@@ -192,10 +193,6 @@ class OpSpec:
         values = [np.float64(v) for v in operands] + [None] * (3 - len(operands))
         with np.errstate(all="ignore"):
             return float(self.primal_function(*values, np.float64(c), None))
-
-
-# ops whose twin is numpy's function of the same name (np.sin for sin, ...)
-_NUMPY_NAMED = frozenset(name for name in dir(np) if callable(getattr(np, name, None)))
 
 
 # Frequently used domains (intervals sampled by the tests).
