@@ -7,8 +7,8 @@ constant-operand forms addc/mulc/rsubc/divc/rdivc/powc and the fused addmulc, wh
 sub/div/recip/pow), on N points of the op's test domain:
 
 * tapead ``tape(X)`` (primal) and ``tape.value_and_gradient(X)`` of a one-op tape;
-* numpy's ufunc on the same data (contiguous columns, single-threaded; scipy.special for
-  sigmoid/erf/erfc, which numpy lacks);
+* the op's numpy twin on the same data (the op table's ``twin`` column: numpy's ufunc, or
+  scipy.special's for sigmoid/erf/erfc, which numpy lacks; contiguous columns, single-threaded);
 * a plain ``@njit(parallel=True)`` ``prange`` loop (tapead's numerical flags: no fastmath,
   IEEE error model) calling the same libm function: the op table's primal expression, and for
   value+gradient the primal and the table's partials fused in one loop. These loops are
@@ -45,36 +45,17 @@ ROWS = [spec for spec in OPS if spec.code > CONST and not spec.uses_const]
 
 
 def _numpy_refs() -> dict:
-    import scipy.special as sc
-
-    def cmp(ufunc):
-        return lambda x, y: ufunc(x, y).astype(np.float64)
-
-    refs = {
-        "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "neg": np.negative,
-        "square": np.square, "recip": np.reciprocal, "sqrt": np.sqrt, "pow": np.power, "hypot": np.hypot,
-        "exp": np.exp, "exp2": np.exp2, "expm1": np.expm1, "log": np.log, "log2": np.log2, "log10": np.log10,
-        "log1p": np.log1p, "logaddexp": np.logaddexp, "sigmoid": sc.expit,
-        "softplus": lambda x: np.logaddexp(0.0, x),
-        "sin": np.sin, "cos": np.cos, "tan": np.tan, "arcsin": np.arcsin, "arccos": np.arccos,
-        "arctan": np.arctan, "arctan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
-        "arcsinh": np.arcsinh, "arccosh": np.arccosh, "arctanh": np.arctanh, "cbrt": np.cbrt,
-        "erf": sc.erf, "erfc": sc.erfc, "abs": np.abs, "copysign": np.copysign, "sign": np.sign,
-        "floor": np.floor, "ceil": np.ceil, "rint": np.rint, "maximum": np.maximum, "minimum": np.minimum,
-        "lt": cmp(np.less), "le": cmp(np.less_equal), "gt": cmp(np.greater), "ge": cmp(np.greater_equal),
-        "eq": cmp(np.equal), "ne": cmp(np.not_equal), "land": cmp(np.logical_and), "lor": cmp(np.logical_or),
-        "lnot": lambda x: np.logical_not(x).astype(np.float64),
-        "where": lambda x, y, w: np.where(x != 0.0, y, w),
-    }
-    missing = [spec.name for spec in ROWS if spec.name not in refs]
-    assert not missing, f"no numpy reference for {missing}: add one to bench/ops_speed.py"
-    return refs
+    """Per op, its numpy twin (the op table's ``twin`` column, float64 results)."""
+    missing = [spec.name for spec in ROWS if not spec.twin]
+    if missing:
+        raise ValueError(f"no numpy twin for {missing}: give their rows in tapead/ops.py a twin=")
+    return {spec.name: spec.twin_function() for spec in ROWS}
 
 
-NUMPY_NOTE = {"sigmoid": "scipy.special.expit", "erf": "scipy.special.erf", "erfc": "scipy.special.erfc",
-              "softplus": "np.logaddexp(0, x)", "where": "np.where", "lt": "+astype", "le": "+astype",
-              "gt": "+astype", "ge": "+astype", "eq": "+astype", "ne": "+astype", "land": "+astype",
-              "lor": "+astype", "lnot": "+astype"}
+def numpy_note(spec) -> str:
+    """The numpy column's call where it is not numpy's function of the op's name."""
+    return "" if spec.twin.startswith(f"np.{spec.name}(") else spec.twin
+
 
 # ---- the reference loops, generated from the op table into a cache directory ----
 
@@ -264,7 +245,7 @@ def main(argv=None) -> int:
             slower.append((spec.name, ratio_np))
         rows.append([spec.name, spec.arity, fmt(r["tapead"], 2), fmt(r["numpy"], 2), fmt(r["loop"], 2),
                      f"{ratio_np:.2f}", f"{r['tapead'] / r['loop']:.2f}", fmt(r["tapead_vg"], 2),
-                     fmt(r["loop_vg"], 2), f"{r['tapead_vg'] / r['loop_vg']:.2f}", NUMPY_NOTE.get(spec.name, "")])
+                     fmt(r["loop_vg"], 2), f"{r['tapead_vg'] / r['loop_vg']:.2f}", numpy_note(spec)])
     print()
     print(table(["op", "arity", "tapead primal", "numpy", "Numba loop", "tapead/numpy", "tapead/loop",
                  "tapead value+grad", "Numba value+grad loop", "tapead/loop (v+g)", "numpy note"], rows))

@@ -25,11 +25,10 @@ import numpy as np
 from tapead.kernels import vmath
 from tapead.kernels.tiles import CHAIN_MULC
 
-from tapead.ops import CONST, OPS, OpSpec, _mentions
+from tapead.ops import CONST, OPERANDS, OPS, OpSpec, _mentions
 
 TARGET = Path(__file__).resolve().parent / "sweeps.py"
 VMATH = TARGET.with_name("vmath.py")
-OPERANDS = ("x", "y", "w")
 
 HEADER = '''\
 """Generic tiled sweeps over a tape: forward primal, forward tangent, reverse adjoint,
@@ -91,20 +90,6 @@ from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, FLAGS, _
 
 # the scratch rows of dd that the op functions read their partials from
 SCRATCH = ("d0", "d1", "d2", "h00", "h01", "h02", "h11", "h12", "h22")
-
-
-def _kind(partial: str) -> str:
-    """How a sweep applies a partial: zero, one, minus_one, const or point."""
-    s = partial.strip()
-    if s == "0.0":
-        return "zero"
-    if s == "1.0":
-        return "one"
-    if s == "-1.0":
-        return "minus_one"
-    if not any(_mentions(s, name) for name in (*OPERANDS, "z")):
-        return "const"
-    return "point"
 
 
 def _loads(spec: OpSpec, exprs: list[str], pad: str, z_row: str | None) -> list[str]:
@@ -184,7 +169,7 @@ def _term(kind: str, k: int, seed: str) -> str:
 def _tangent_branch(spec: OpSpec) -> list[str]:
     if spec.code < CONST:
         return []
-    kinds = [_kind(e) for e in spec.partials]
+    kinds = spec.kinds  # how the sweep applies each partial (ops.partial_kind)
     point = [k for k, kind in enumerate(kinds) if kind == "point"]
     fast = [k for k in point if _rowed(spec, spec.partials[k])]
     slow = [k for k in point if k not in fast]
@@ -222,7 +207,7 @@ def _old(k: int, d: str) -> str:
 
 
 def _reverse_branch(spec: OpSpec) -> list[str]:
-    kinds = [_kind(e) for e in spec.partials]
+    kinds = spec.kinds  # how the sweep applies each partial (ops.partial_kind)
     if spec.code <= CONST or all(kind == "zero" for kind in kinds):
         return []
     point = [k for k, kind in enumerate(kinds) if kind == "point"]
@@ -268,12 +253,11 @@ def _reverse_branch(spec: OpSpec) -> list[str]:
 def _hessian_branch(spec: OpSpec) -> list[str]:
     """Forward over reverse (Griewank & Walther 5.4): with t = v_dot, the adjoint's tangent is
     v_bar_dot[a_k] += d_k * z_bar_dot + z_bar * sum_l d_kl * t[a_l]."""
-    kinds = [_kind(e) for e in spec.partials]
+    kinds = spec.kinds  # how the sweep applies each partial (ops.partial_kind)
     if spec.code <= CONST or all(kind == "zero" for kind in kinds):
         return []
     n = spec.arity
-    pairs = [(j, k) for j in range(n) for k in range(j, n)]
-    second = {pair: e for pair, e in zip(pairs, spec.second) if _kind(e) != "zero"}
+    second = {pair: e for pair, e, kind in zip(spec.pairs, spec.second, spec.second_kinds) if kind != "zero"}
     live = [k for k in range(n) if kinds[k] != "zero"]
     exprs = [spec.partials[k] for k in live] + list(second.values())
     lines = []

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tapead import reference
-from tapead.ops import CONST, OPS
+from tapead.ops import CONST, OPS, zero_skip_mul
 from tapead.tape import TapeData, format_instruction, slot_name
 
 __all__ = ["NonFinite", "diagnose_point", "source_text", "text_from_file"]
@@ -84,7 +84,7 @@ def _source(tape: TapeData, slot: int) -> str:
 
 def _record(tape: TapeData, k: int, stage: str, i: int, v: np.ndarray, value: float) -> NonFinite:
     spec = OPS[tape.op[i]]
-    args = [tape.arg0[i], tape.arg1[i], tape.arg2[i]][: spec.arity]
+    args = reference.operand_slots(tape, i)
     return NonFinite(
         point=k, stage=stage, slot=i,
         instruction=f"{slot_name(tape, i)} = {format_instruction(tape, i)}",
@@ -103,7 +103,7 @@ def diagnose_point(tape: TapeData, k: int, x: np.ndarray, p: np.ndarray, y_bar: 
         if tape.op[i] <= CONST or v_bar[i] == 0.0:
             continue
         for d in reference.local_partials(tape, v, i):
-            contribution = reference.mz(d, v_bar[i])
+            contribution = zero_skip_mul(d, v_bar[i])
             if not np.isfinite(contribution):
                 return _record(tape, k, "derivative", i, v, contribution)
     return None

@@ -21,7 +21,7 @@ import subprocess
 import numpy as np
 
 from tapead import reference
-from tapead.ops import CONST, INPUT, OPS, PARAM
+from tapead.ops import CONST, INPUT, PARAM
 from tapead.tape import TapeData, format_instruction, output_name, slot_name
 
 __all__ = ["to_dot", "render", "GraphvizNotFound", "MAX_NODES"]
@@ -132,10 +132,9 @@ def to_dot(tape: TapeData, x=None, p=(), names=None, max_nodes: int = MAX_NODES)
         label = head + "\n" + what + ("" if v is None or op == CONST else f"\n= {_num(v[i])}")
         lines.append(f"  n{i} [label={quote(label)}" + (f", {style}" if style else "") + "];")
     for i in range(tape.n_in + tape.n_params, tape.n_slots):
-        spec = OPS[tape.op[i]]
-        if spec.code <= CONST:
+        if tape.op[i] <= CONST:
             continue
-        args = [int(a) for a in (tape.arg0[i], tape.arg1[i], tape.arg2[i])[: spec.arity]]
+        args = reference.operand_slots(tape, i)
         partials = reference.local_partials(tape, v, i) if v is not None else [None] * len(args)
         for a, d in zip(args, partials):
             attrs = "" if d is None else f" [label={quote(_num(d))}" + (", style=dashed" if d == 0.0 else "") + "]"

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tapead import reference
-from tapead.ops import CONST, OPS
+from tapead.ops import CONST, zero_skip_mul
 from tapead.tape import TapeData, format_instruction, output_name, slot_name
 
 __all__ = ["Explanation", "explain"]
@@ -41,11 +41,6 @@ def _num(value: float) -> str:
 
 def _factor(value: float) -> str:
     return f"({value:.6g})" if value < 0 else f"{value:.6g}"
-
-
-def _mz(a: float, b: float) -> float:
-    """The sweeps' zero-skipping product: 0 when either factor is 0, even against inf."""
-    return 0.0 if a == 0.0 or b == 0.0 else a * b
 
 
 def _shorten(items: list[str], limit: int) -> list[str]:
@@ -197,7 +192,7 @@ class Explanation:
         count[k], total[k] = 1, 1.0
         for i, edges in sorted(self.partials.items()):
             count[i] = sum(count[a] for a, _ in edges)
-            total[i] = sum((_mz(d, total[a]) for a, d in edges), 0.0)
+            total[i] = sum((zero_skip_mul(d, total[a]) for a, d in edges), 0.0)
         return count, total
 
     def path_total(self, output: int, wrt: int) -> tuple[float, int]:
@@ -226,7 +221,7 @@ class Explanation:
                 return
             for a, d in self.partials.get(slot, []):
                 if count[a]:  # only edges that lead to x_wrt: the walk never explores dead ends
-                    walk(a, path + [a], factors + [d], _mz(product, d))
+                    walk(a, path + [a], factors + [d], zero_skip_mul(product, d))
 
         start = int(self.tape.outputs[output])
         walk(start, [start], [], 1.0)
@@ -384,6 +379,5 @@ def explain(tape: TapeData, x, p=(), wrt: int | str | np.ndarray = 0, y_bar=None
     partials = {}
     for i in range(tape.n_in + tape.n_params, tape.n_slots):
         if tape.op[i] > CONST:
-            args = [tape.arg0[i], tape.arg1[i], tape.arg2[i]][: OPS[tape.op[i]].arity]
-            partials[i] = [(int(a), d) for a, d in zip(args, reference.local_partials(tape, v, i))]
+            partials[i] = list(zip(reference.operand_slots(tape, i), reference.local_partials(tape, v, i)))
     return Explanation(tape, v, x_dot, v_dot, y_bar, v_bar, partials, names)

@@ -37,8 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from tapead.ops import BY_NAME
-from tapead.tracer import ALIASES, FUNCTIONS
+from tapead.tracer import ARITY, FUNCTIONS
 
 __all__ = ["ExpressionError", "Expression", "parse", "check_variable_names", "ARITY"]
 
@@ -48,13 +47,6 @@ MAX_LITERAL = 100  # characters of one number or name
 MAX_EXPONENT = 1e6  # |c| of a constant exponent: x**c over- or underflows float64 for every |x| off 1 by > 0.001
 WINDOW = 72  # characters of text shown around an error
 
-# Arguments per function: the op table's arity; clip is (x, lo, hi); logsumexp takes one or more.
-ARITY: dict[str, tuple[int, int | None]] = {
-    name: (BY_NAME[ALIASES.get(name, name)].arity,) * 2 for name in FUNCTIONS if ALIASES.get(name, name) in BY_NAME
-}
-ARITY.update(clip=(3, 3), logsumexp=(1, None))
-if set(ARITY) != set(FUNCTIONS):  # a table invariant: checked even under python -O
-    raise ImportError(f"every tapead function needs an arity here: {sorted(set(ARITY) ^ set(FUNCTIONS))}")
 
 _BINARY = {"+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow"}
 _TOKEN = re.compile(

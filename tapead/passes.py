@@ -25,19 +25,16 @@ from __future__ import annotations
 import numpy as np
 
 from tapead.kernels.tiles import CHAIN_ADDMULC, CHAIN_END, CHAIN_LINK, CHAIN_MULC
-from tapead.ops import BY_NAME, CONST, OPS, _mentions, numpy_function
+from tapead.ops import BY_NAME, CONST, OPS, READS, READS_SECOND
 from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
 
 __all__ = ["optimize", "eliminate_dead_code", "fuse_multiply_add", "chain_ops"]
 
-_PRIMAL = [numpy_function(s.primal) for s in OPS]
 # per opcode, the columns of the op table the pass reads (``OpSpec.uses_const`` is a regex search)
 _ARITY = [s.arity for s in OPS]
 _EXACT = [s.exact for s in OPS]
 _COMMUTATIVE = [s.commutative for s in OPS]
 _KEYED_CONST = [s.uses_const or s.code == CONST for s in OPS]  # the immediate is part of the CSE key
-if not all(s.arity == 2 for s in OPS if s.commutative):  # CSE swaps the two operands
-    raise ImportError("a commutative op of the table is not binary")
 _NEG, _SQUARE, _MULC = BY_NAME["neg"].code, BY_NAME["square"].code, BY_NAME["mulc"].code
 _ADDC, _DIVC, _MUL, _WHERE = BY_NAME["addc"].code, BY_NAME["divc"].code, BY_NAME["mul"].code, BY_NAME["where"].code
 _ADD, _SUB, _ADDMULC = BY_NAME["add"].code, BY_NAME["sub"].code, BY_NAME["addmulc"].code
@@ -49,13 +46,6 @@ def _bits(c: float) -> int:
 
 
 _NEG_ZERO = _bits(-0.0)
-
-
-def _fold(code: int, operands: list[float], c: float) -> float:
-    """op ``code`` on constant operands, in float64 as numpy computes it."""
-    values = [np.float64(v) for v in operands] + [None] * (3 - len(operands))
-    with np.errstate(all="ignore"):
-        return float(_PRIMAL[code](*values, np.float64(c), None))
 
 
 def _live(tape: TapeData) -> np.ndarray:
@@ -136,7 +126,7 @@ def optimize(tape: TapeData) -> TapeData:
         # exact constant folding (the cheap test op[x] first: most operands are not constants)
         arity = _ARITY[code]
         if _EXACT[code] and arity and op[x] == CONST and all(op[a] == CONST for a in (x, y, w)[:arity]):
-            c = _fold(code, [const[a] for a in (x, y, w)[:arity]], c)
+            c = OPS[code].fold([const[a] for a in (x, y, w)[:arity]], c)
             code, x, y, w, bits = CONST, -1, -1, -1, _bits(c)
         elif _COMMUTATIVE[code] and y < x:
             x, y = y, x
@@ -296,26 +286,12 @@ def last_use(tape: TapeData) -> np.ndarray:
     return last
 
 
-_NAMES = ("x", "y", "w", "z")
-_PAIRS = {1: [(0, 0)], 2: [(0, 0), (0, 1), (1, 1)], 3: [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]}
-# per opcode: which of operands x, y, w and the result z its partials read ...
-_READS = np.array([[any(_mentions(e, n) for e in s.partials) for n in _NAMES] for s in OPS])
-# ... and for the Hessian sweep also its second partials, and the tangent of every operand
-# that a nonzero second partial multiplies (values and tangents share rows)
-_READS_SECOND = np.array([
-    [any(_mentions(e, n) for e in (*s.partials, *s.second)) for n in _NAMES] for s in OPS
-]) | np.array([
-    [any(e.strip() != "0.0" and k in pair for pair, e in zip(_PAIRS.get(s.arity, []), s.second)) for k in range(3)]
-    + [False] for s in OPS
-])
-
-
 def reverse_reads(tape: TapeData, second: bool = False) -> np.ndarray:
     """Which slots' values the reverse sweep reads again (to compute local partials); with
     ``second``, what the Hessian sweep reads (values and tangents)."""
     reads = np.zeros(tape.n_slots, dtype=bool)
     body = np.arange(tape.n_in + tape.n_params, tape.n_slots)
-    needs = (_READS_SECOND if second else _READS)[tape.op[body]]
+    needs = (READS_SECOND if second else READS)[tape.op[body]]
     for k, arg in enumerate((tape.arg0, tape.arg1, tape.arg2)):
         reads[arg[body][needs[:, k]]] = True
     reads[body[needs[:, 3]]] = True

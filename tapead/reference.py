@@ -19,10 +19,10 @@ import types
 
 import numpy as np
 
-from tapead.ops import CONST, OPS, numpy_function
+from tapead.ops import CONST, OPS, numpy_function, zero_skip_mul
 from tapead.tape import TapeData
 
-__all__ = ["values", "local_partials", "tangents", "adjoints", "hessian_vector", "evaluate", "jvp", "vjp"]
+__all__ = ["values", "operand_slots", "local_partials", "tangents", "adjoints", "hessian_vector", "evaluate", "jvp", "vjp"]
 
 _F = np.float64
 
@@ -54,15 +54,15 @@ _PARTIALS = [[_table_function(e) for e in s.partials] for s in OPS]
 _SECOND = [[_table_function(e) for e in s.second] for s in OPS]
 
 
-def mz(a, b):
-    """The zero-skipping product."""
-    return _F(0.0) if a == 0.0 or b == 0.0 else _F(a) * _F(b)
+def operand_slots(tape: TapeData, i: int) -> list[int]:
+    """The slots instruction ``i`` reads, one per operand of its op."""
+    return [int(a) for a in (tape.arg0[i], tape.arg1[i], tape.arg2[i])[: OPS[tape.op[i]].arity]]
 
 
 def _operands(tape: TapeData, v: np.ndarray, i: int) -> list:
-    arity = OPS[tape.op[i]].arity
-    args = [tape.arg0[i], tape.arg1[i], tape.arg2[i]][:arity]
-    return [v[a] for a in args] + [None] * (3 - arity)
+    """The operands' values of instruction ``i``, None for those its op does not have."""
+    operands = [v[a] for a in operand_slots(tape, i)]
+    return operands + [None] * (3 - len(operands))
 
 
 def values(tape: TapeData, x, p=()) -> np.ndarray:
@@ -86,10 +86,6 @@ def local_partials(tape: TapeData, v: np.ndarray, i: int) -> list[float]:
         return [float(d(*args, _F(tape.const[i]), _F(v[i]))) for d in _PARTIALS[tape.op[i]]]
 
 
-def _arg_slots(tape: TapeData, i: int) -> list[int]:
-    return [tape.arg0[i], tape.arg1[i], tape.arg2[i]][: OPS[tape.op[i]].arity]
-
-
 def tangents(tape: TapeData, x, p, x_dot) -> tuple[np.ndarray, np.ndarray]:
     """(v, v_dot) at one point for one input direction x_dot."""
     v = values(tape, x, p)
@@ -98,7 +94,7 @@ def tangents(tape: TapeData, x, p, x_dot) -> tuple[np.ndarray, np.ndarray]:
     for i in range(tape.n_in + tape.n_params, tape.n_slots):
         d = local_partials(tape, v, i)
         with np.errstate(all="ignore"):
-            v_dot[i] = sum((mz(dk, v_dot[a]) for dk, a in zip(d, _arg_slots(tape, i))), _F(0.0))
+            v_dot[i] = sum((zero_skip_mul(dk, v_dot[a]) for dk, a in zip(d, operand_slots(tape, i))), _F(0.0))
     return v, v_dot
 
 
@@ -110,23 +106,21 @@ def adjoints(tape: TapeData, x, p, y_bar) -> tuple[np.ndarray, np.ndarray]:
         v_bar[s] += y_bar[j]
     for i in range(tape.n_slots - 1, tape.n_in + tape.n_params - 1, -1):
         d = local_partials(tape, v, i)
-        for dk, a in zip(d, _arg_slots(tape, i)):
+        for dk, a in zip(d, operand_slots(tape, i)):
             with np.errstate(all="ignore"):
-                v_bar[a] += mz(dk, v_bar[i])
+                v_bar[a] += zero_skip_mul(dk, v_bar[i])
     return v, v_bar
 
 
 def local_second_partials(tape: TapeData, v: np.ndarray, i: int) -> np.ndarray:
     """The symmetric matrix d^2 v_i / d v_arg_j d v_arg_k of instruction i."""
     spec = OPS[tape.op[i]]
-    n = spec.arity
-    H = np.zeros((n, n))
+    H = np.zeros((spec.arity, spec.arity))
     if tape.op[i] <= CONST:
         return H
     args = _operands(tape, v, i)
-    pairs = [(j, k) for j in range(n) for k in range(j, n)]
     with np.errstate(all="ignore"):
-        for (j, k), h in zip(pairs, _SECOND[tape.op[i]]):
+        for (j, k), h in zip(spec.pairs, _SECOND[tape.op[i]]):
             H[j, k] = H[k, j] = h(*args, _F(tape.const[i]), _F(v[i]))
     return H
 
@@ -141,12 +135,13 @@ def hessian_vector(tape: TapeData, x, p, y_bar, x_dot) -> tuple[np.ndarray, np.n
     for i in range(tape.n_slots - 1, tape.n_in + tape.n_params - 1, -1):
         d = local_partials(tape, v, i)
         H = local_second_partials(tape, v, i)
-        slots = _arg_slots(tape, i)
+        slots = operand_slots(tape, i)
         with np.errstate(all="ignore"):
             for k, a in enumerate(slots):
-                curvature = sum((mz(mz(v_bar[i], H[k, l]), v_dot[b]) for l, b in enumerate(slots)), _F(0.0))
-                v_bar_dot[a] += mz(d[k], v_bar_dot[i]) + curvature
-                v_bar[a] += mz(d[k], v_bar[i])
+                curvature = sum((zero_skip_mul(zero_skip_mul(v_bar[i], H[k, l]), v_dot[b])
+                                 for l, b in enumerate(slots)), _F(0.0))
+                v_bar_dot[a] += zero_skip_mul(d[k], v_bar_dot[i]) + curvature
+                v_bar[a] += zero_skip_mul(d[k], v_bar[i])
     return v_bar[: tape.n_in], v_bar_dot[: tape.n_in]
 
 

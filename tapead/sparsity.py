@@ -27,19 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from tapead.ops import OPS
+from tapead.reference import operand_slots
 from tapead.tape import TapeData
 
 __all__ = ["Coloring", "jacobian_pattern", "hessian_pattern", "color_columns", "star_color", "to_scipy"]
 
-_NONZERO_PARTIAL = [tuple(p.strip() != "0.0" for p in spec.partials) for spec in OPS]
-_NONZERO_SECOND = [
-    tuple(
-        (j, k)
-        for (j, k), h in zip([(j, k) for j in range(s.arity) for k in range(j, s.arity)], s.second)
-        if h.strip() != "0.0"
-    )
-    for s in OPS
-]
+# per opcode: which partials are not identically zero, and the operand pairs whose second partial is not
+_NONZERO_PARTIAL = [spec.nonzero for spec in OPS]
+_NONZERO_SECOND = [spec.nonzero_pairs for spec in OPS]
 
 
 def _bits(mask: int) -> list[int]:
@@ -55,16 +50,12 @@ def _bits(mask: int) -> list[int]:
     return found
 
 
-def _operands(tape: TapeData, i: int) -> list[int]:
-    return [int(tape.arg0[i]), int(tape.arg1[i]), int(tape.arg2[i])][: OPS[tape.op[i]].arity]
-
-
 def _dependencies(tape: TapeData) -> list[int]:
     """deps[i]: bitset of the inputs that v_i depends on through nonzero partials."""
     deps = [1 << j for j in range(tape.n_in)] + [0] * (tape.n_slots - tape.n_in)
     for i in range(tape.n_in + tape.n_params, tape.n_slots):
         mask = 0
-        for a, nonzero in zip(_operands(tape, i), _NONZERO_PARTIAL[tape.op[i]]):
+        for a, nonzero in zip(operand_slots(tape, i), _NONZERO_PARTIAL[tape.op[i]]):
             if nonzero:
                 mask |= deps[a]
         deps[i] = mask
@@ -94,7 +85,7 @@ def hessian_pattern(tape: TapeData) -> tuple[np.ndarray, np.ndarray]:
     for i in range(tape.n_slots - 1, tape.n_in + tape.n_params - 1, -1):
         if not live[i]:
             continue
-        args = _operands(tape, i)
+        args = operand_slots(tape, i)
         for a, nonzero in zip(args, _NONZERO_PARTIAL[tape.op[i]]):
             live[a] |= nonzero
         for j, k in _NONZERO_SECOND[tape.op[i]]:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tapead.ops import BY_NAME, CONST, INPUT, OPS, PARAM, numpy_function
+from tapead.ops import BY_NAME, CONST, INPUT, OPS, PARAM
 from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
 
 try:
@@ -453,13 +453,8 @@ def _binary(name: str, a, b):
 
 
 def _numeric(name: str, args: tuple) -> float:
-    """An op on plain numbers: evaluated now with the table's own formula."""
-    values = [np.float64(_as_float(a)) for a in args] + [None] * (3 - len(args))
-    with np.errstate(all="ignore"):
-        return float(_NUMPY[name](*values, 0.0, None))
-
-
-_NUMPY = {spec.name: numpy_function(spec.primal) for spec in BY_NAME.values() if spec.code > CONST}
+    """An op on plain numbers: evaluated now with the table's own formula (as the optimizer folds)."""
+    return BY_NAME[name].fold([_as_float(a) for a in args])
 
 
 def _object_array(a) -> np.ndarray:
@@ -537,22 +532,22 @@ def logsumexp(xs):
 
 
 FUNCTIONS.update(clip=clip, logsumexp=logsumexp)
-ALIASES = {
-    "asin": "arcsin", "acos": "arccos", "atan": "arctan", "atan2": "arctan2", "asinh": "arcsinh",
-    "acosh": "arccosh", "atanh": "arctanh", "power": "pow", "reciprocal": "recip", "absolute": "abs",
-    "round": "rint", "logical_and": "land", "logical_or": "lor", "logical_not": "lnot",
-    "subtract": "sub", "multiply": "mul", "divide": "div", "negative": "neg",
-}
+# the other names of an op's function (asin for arcsin, ...): the op table's ``aliases`` column
+ALIASES = {alias: spec.name for spec in OPS for alias in spec.aliases if spec.name in FUNCTIONS}
 FUNCTIONS.update({alias: FUNCTIONS[name] for alias, name in ALIASES.items()})
+# arguments per function, (fewest, most; None for any number): an op's arity; clip is (x, lo, hi)
+ARITY: dict[str, tuple[int, int | None]] = {
+    name: (BY_NAME[ALIASES.get(name, name)].arity,) * 2 for name in FUNCTIONS if ALIASES.get(name, name) in BY_NAME
+} | {"clip": (3, 3), "logsumexp": (1, None)}
+if set(ARITY) != set(FUNCTIONS):  # a table invariant: checked even under python -O
+    raise ImportError(f"every tapead function needs an arity here: {sorted(set(ARITY) ^ set(FUNCTIONS))}")
 where = FUNCTIONS["where"]
 maximum = FUNCTIONS["maximum"]
 minimum = FUNCTIONS["minimum"]
 
-# numpy ufuncs (by __name__) that trace, and the tapead function each one becomes
-_NUMPY_NAMES = {name: name for name in FUNCTIONS} | {
-    "true_divide": "div", "fabs": "abs", "less": "lt", "less_equal": "le", "greater": "gt",
-    "greater_equal": "ge", "equal": "eq", "not_equal": "ne",
-}
+# numpy ufuncs (by __name__) that trace, and the tapead function each one becomes: the functions'
+# own names and the op table's ``ufuncs`` column (np.less records lt, ...)
+_NUMPY_NAMES = {name: name for name in FUNCTIONS} | {u: spec.name for spec in OPS for u in spec.ufuncs}
 UFUNCS: dict[str, str] = {
     name: target for name, target in _NUMPY_NAMES.items() if isinstance(getattr(np, name, None), np.ufunc)
 } | {"clip": "clip"}  # np.clip calls a ufunc named clip

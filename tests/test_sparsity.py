@@ -24,10 +24,11 @@ def reference_hessian_pattern(tape) -> set[tuple[int, int]]:
     found = set()
     for i in range(tape.n_slots - 1, tape.n_in + tape.n_params - 1, -1):
         if live[i]:
-            args = sparsity._operands(tape, i)
-            for a, nonzero in zip(args, sparsity._NONZERO_PARTIAL[tape.op[i]]):
+            spec = tapead.ops.OPS[tape.op[i]]
+            args = tapead.reference.operand_slots(tape, i)
+            for a, nonzero in zip(args, spec.nonzero):
                 live[a] |= nonzero
-            for j, k in sparsity._NONZERO_SECOND[tape.op[i]]:
+            for j, k in spec.nonzero_pairs:
                 pairs = itertools.product(sparsity._bits(deps[args[j]]), sparsity._bits(deps[args[k]]))
                 found |= {(int(r), int(c)) for p in pairs for r, c in (p, p[::-1])}
     return found
