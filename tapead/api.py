@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from tapead import evaluate, passes, shapes, sparsity
+from tapead import evaluate, layout, passes, shapes, sparsity
 from tapead import io as tape_io
 from tapead.diagnose import NonFinite, find_nonfinite
 from tapead.evaluate import jacobian_mode
@@ -320,7 +320,7 @@ class Tape(TapeData):
         chained = layouts.reverse.op
         return {
             "recorded_ops": self.n_recorded or self.n_ops, "ops": self.n_ops, "slots": n,
-            "values_read_by_reverse": int(passes.reverse_reads(self).sum()),
+            "values_read_by_reverse": int(layout.reverse_reads(self).sum()),
             "rows": {"values": rows, "gradient": reverse_values + rows, "hessian": hessian_values + rows},
             "bytes_per_point": {"values": 8 * rows, "gradient": 8 * (reverse_values + rows),
                                 "jvp": f"8 * {rows} * (1 + q)", "hessian": f"8 * {hessian_values + rows} * (1 + q)"},

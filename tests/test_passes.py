@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tapead
+from tapead.layout import reverse_reads
 from tapead.ops import OPS
-from tapead.passes import eliminate_dead_code, optimize, reverse_reads
+from tapead.passes import eliminate_dead_code, optimize
 
 from .conftest import assert_close, random_tapes
 
