@@ -6,7 +6,7 @@ import pytest
 import tapead
 from tapead import reference
 
-from .conftest import assert_close
+from .helpers import assert_close
 
 
 def seed(x):

@@ -23,7 +23,7 @@ from tapead.explain import MAX_PATHS, explain
 from tapead.ops import BY_NAME
 from tapead.tape import TapeData
 
-from .conftest import one_op_tape, random_tapes
+from .helpers import one_op_tape, random_tapes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -208,7 +208,7 @@ def test_fuzzed_files_load_or_fail_cleanly(data, edits, cut):
 
 
 def test_every_op_survives_a_file(tmp_path):
-    from .conftest import OP_ROWS, one_op_tape
+    from .helpers import OP_ROWS, one_op_tape
 
     for spec in OP_ROWS:
         tape = one_op_tape(spec, 1.5)

@@ -9,7 +9,7 @@ import tapead
 from tapead.ops import OPS
 from tapead.passes import eliminate_dead_code, optimize, reverse_reads
 
-from .conftest import assert_close, random_tapes
+from .helpers import assert_close, random_tapes
 
 
 def _results(tape, X, P, V):

@@ -9,7 +9,7 @@ import tapead
 from tapead import reference, sparsity
 from tapead.api import jacobian_mode
 
-from .conftest import OP_ROWS, assert_close, const_for, copysign_of_nan, one_op_tape, op_id, random_tapes, sample_domain
+from .helpers import OP_ROWS, assert_close, const_for, copysign_of_nan, one_op_tape, op_id, random_tapes, sample_domain
 
 
 def rosenbrock(x):

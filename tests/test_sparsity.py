@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import tapead
 from tapead import sparsity
 
-from .conftest import assert_close, random_tapes
+from .helpers import assert_close, random_tapes
 
 # ---- the slow, obvious oracles: the per-instruction pattern, the path-walking greedy colorings ----
 
