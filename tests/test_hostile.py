@@ -7,6 +7,7 @@ instead of killing pytest.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import pickle
@@ -20,7 +21,7 @@ import pytest
 
 import tapead
 from tapead import io as tape_io
-from tapead.api import Tape, _from_bytes
+from tapead.api import Tape
 from tapead.tape import TapeError
 
 N_CASES = 1500  # a few seconds; every case is checked through from_bytes, a tenth through pickle and a file
@@ -102,14 +103,22 @@ def _mutate(rng: random.Random, data: bytes, members: dict[str, bytes]) -> bytes
     return _zip(changed)
 
 
+@functools.cache
+def _tape_rebuilder():
+    """What a pickled Tape calls with its file bytes to rebuild itself (as its __reduce__ says)."""
+    rebuild, (data,) = tapead.record(lambda x: x[0], 1).__reduce__()
+    assert isinstance(data, bytes)
+    return rebuild
+
+
 class _Payload:
-    """Pickles as a Tape does (tapead.api._from_bytes of file bytes), with any bytes."""
+    """Pickles as a Tape does (the Tape's rebuilder on file bytes), with any bytes."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
 
     def __reduce__(self):
-        return _from_bytes, (self.data,)
+        return _tape_rebuilder(), (self.data,)
 
 
 def _load_or_refuse(how: str, bad: bytes, path) -> Tape | None:

@@ -174,7 +174,7 @@ def test_patterns_of_known_structures():
                          ids=["arrowhead", "block3", "tridiagonal"])
 def test_star_coloring_reaches_the_optimum_and_recovers_the_dense_hessian(f, n, optimum, rng):
     tape = tapead.record(f, n)
-    assert tape._hessian_coloring.n_colors == optimum
+    assert tape.stats()["colors"]["hessian"]["colors"] == optimum
     X = rng.normal(size=(6, n))
     (r, c), values = tape.sparse_hessian(X)
     H = tape.hessian(X)
@@ -188,14 +188,14 @@ def test_star_coloring_reaches_the_optimum_and_recovers_the_dense_hessian(f, n, 
 def test_banded_coloring_and_sparse_jacobian(rng):
     n = 20
     tape = tapead.record(banded, n)
-    colors = tape._hessian_coloring.n_colors
+    colors = tape.stats()["colors"]["hessian"]["colors"]
     assert colors <= 2 * 2 + 1  # never worse than distance-2 (2 * half_width + 1)
     X = rng.normal(size=(5, n))
     (r, c), values = tape.sparse_hessian(X)
     assert_close(values, tape.hessian(X)[:, r, c], rtol=1e-12, atol=1e-12)
     vec = tapead.record(lambda x: x[1:] * x[:-1] + np.sin(x[1:]), n)
     (r, c), values = vec.sparse_jacobian(X)
-    assert vec._jacobian_coloring.n_colors == 2
+    assert vec.stats()["colors"]["jacobian"]["colors"] == 2
     assert_close(values, vec.jacobian(X)[:, r, c])
 
 
