@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import tapead
+from bench.problems import worked_example
 from tapead import io as tape_io
 from tapead.api import Tape
 from tapead.tape import TapeError
@@ -28,13 +29,9 @@ N_CASES = 1500  # a few seconds; every case is checked through from_bytes, a ten
 N_EVALUATED = 200  # tapes that loaded, evaluated in the child
 
 
-def seed(x):
-    return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
-
-
 @pytest.fixture(scope="module")
 def data() -> bytes:
-    tape = tapead.record(lambda x, p: [seed(x) * p[0], tapead.where(x[0] > 1, x[1], 0.5), x[0] ** 2.5], 2, n_params=1)
+    tape = tapead.record(lambda x, p: [worked_example(x) * p[0], tapead.where(x[0] > 1, x[1], 0.5), x[0] ** 2.5], 2, n_params=1)
     return tape_io.to_bytes(tape)
 
 

@@ -19,19 +19,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tapead
+from bench.problems import worked_example
 from tapead import io as tape_io
 from tapead.diagnose import MAX_SOURCE_CHARS, source_text
 from tapead.ops import CONST, INPUT, OPS
 from tapead.tape import TapeData, TapeError, validate
 
 
-def seed(x):
-    return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
-
-
 @pytest.fixture(scope="module")
 def tape():
-    return tapead.record(lambda x, p: [seed(x) * p[0], tapead.where(x[0] > 1, x[1], 0.5)], 2, n_params=1)
+    return tapead.record(lambda x, p: [worked_example(x) * p[0], tapead.where(x[0] > 1, x[1], 0.5)], 2, n_params=1)
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +303,7 @@ def test_a_tape_file_never_makes_tapead_open_the_paths_it_names(data, tmp_path, 
 def test_concurrent_saves_to_one_path_never_fail_tear_or_leak(tmp_path):
     """8 threads x 50 saves of two tapes to one path while 2 threads load it: every save
     succeeds, every load finds one whole tape, and no temporary file is left."""
-    tapes = [tapead.record(seed, 2), tapead.record(lambda x: x[0] * x[1], 2)]
+    tapes = [tapead.record(worked_example, 2), tapead.record(lambda x: x[0] * x[1], 2)]
     sizes = {t.n_slots for t in tapes}
     path = tmp_path / "shared.tape"
     tapes[0].save(path)
@@ -351,7 +348,7 @@ def test_save_keeps_permissions_writes_through_symlinks_and_cleans_up(tape, tmp_
     os.umask(umask)
     assert _mode(path) == 0o666 & ~umask  # a new file: what open() would give
     path.chmod(0o600)
-    tapead.record(seed, 2).save(path)
+    tapead.record(worked_example, 2).save(path)
     assert _mode(path) == 0o600 and tapead.load(path).n_in == 2  # replaced, its permissions kept
     link = tmp_path / "link.tape"
     link.symlink_to(path)

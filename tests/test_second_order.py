@@ -6,26 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tapead
+from bench.problems import arrowhead, banded, block_diagonal, rosenbrock
 from tapead import reference, sparsity
 from tapead.api import jacobian_mode
 
 from .helpers import OP_ROWS, assert_close, const_for, copysign_of_nan, one_op_tape, op_id, random_tapes, sample_domain
-
-
-def rosenbrock(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def arrowhead(x):
-    return np.sum(x[0] * x[1:] ** 2) + np.sum(x**4)
-
-
-def block_diagonal(x, b=3):
-    return sum(np.prod(x[k : k + b]) for k in range(0, len(x), b))
-
-
-def banded(x, half_width=2):
-    return sum(x[i] * x[min(i + half_width, len(x) - 1)] * np.sin(x[i + 1]) for i in range(len(x) - 1))
 
 
 @given(tape=random_tapes(), seed=st.integers(0, 2**32 - 1))
