@@ -2,7 +2,7 @@
 
     python -m bench.dask_overhead [--points 10000000] [--chunk 1000000] [--repeats 5] [--no-cluster]
 
-Gradient of the seed function y = log(x1) + x1 x2 - sin(x2) at --points points:
+Gradient of the worked example y = log(x1) + x1 x2 - sin(x2) at --points points:
 
 1. threaded scheduler, in-memory points: ``tapead.dask.gradient(tape, da.from_array(X,
    chunks=(chunk, 2))).compute(scheduler="threads")`` vs ``tape.gradient(X)``, and
@@ -15,7 +15,7 @@ Gradient of the seed function y = log(x1) + x1 x2 - sin(x2) at --points points:
    same with the whole (N, 2) gradient gathered to the client.
 
 Goal: overhead <= 10%. Results are checked (equal to the direct call; the cluster's against
-the seed's closed-form gradient) before timing.
+the worked example's closed-form gradient) before timing.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import numpy as np
 
 import tapead
 from bench.benchutil import fmt, header, interleaved, optional, table
-from bench.handwritten import seed_grad_np
-from bench.problems import seed
+from bench.handwritten import worked_example_grad_np
+from bench.problems import worked_example
 
 GOAL = 0.10
 
@@ -63,15 +63,15 @@ def main(argv=None) -> int:
     import tapead.dask as tdask
 
     N, C = args.points, args.chunk
-    tape = tapead.record(seed, 2)
-    header(f"tapead.dask overhead, seed gradient at N = {N:,}, chunks of {C:,} "
+    tape = tapead.record(worked_example, 2)
+    header(f"tapead.dask overhead, worked example gradient at N = {N:,}, chunks of {C:,} "
            f"(medians and minima of {args.repeats} interleaved repeats; dask {dask.__version__})")
     rows = []
 
     X = np.random.default_rng(0).uniform(1, 3, (N, 2))
     Xd = da.from_array(X, chunks=(C, 2))
     G = tape.gradient(X)
-    np.testing.assert_allclose(G[:100_000], seed_grad_np(X[:100_000]), rtol=1e-14)
+    np.testing.assert_allclose(G[:100_000], worked_example_grad_np(X[:100_000]), rtol=1e-14)
     assert np.array_equal(tdask.gradient(tape, Xd).compute(scheduler="threads"), G)
     del G
     out, out_dask = np.empty((N, 2)), np.empty((N, 2))
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
             # correctness: points and gradients both computed on the cluster
             small = da.random.default_rng(7).uniform(1, 3, size=(200_000, 2), chunks=(50_000, 2))
             Xs, Gs = dask.compute(small, tdask.gradient(tape, small))
-            np.testing.assert_allclose(Gs, seed_grad_np(Xs), rtol=1e-14)
+            np.testing.assert_allclose(Gs, worked_example_grad_np(Xs), rtol=1e-14)
 
             def workers_sum():
                 Xw = da.random.default_rng(1).uniform(1, 3, size=(N, 2), chunks=(C, 2))

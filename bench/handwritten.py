@@ -17,7 +17,7 @@ FLAGS = {"cache": True, "parallel": True, "error_model": "numpy"}
 
 
 @njit(**FLAGS)
-def seed_value_and_grad(X, y, g):
+def worked_example_value_and_grad(X, y, g):
     for k in prange(X.shape[0]):
         x1, x2 = X[k, 0], X[k, 1]
         y[k] = math.log(x1) + x1 * x2 - math.sin(x2)
@@ -198,8 +198,8 @@ def helmholtz_value_and_grad(X, b, A, RT, y, g):
 # ---- closed-form numpy derivatives ----
 
 
-def seed_grad_np(X):
-    """Gradient of problems.seed at the points X (N, 2)."""
+def worked_example_grad_np(X):
+    """Gradient of problems.worked_example at the points X (N, 2)."""
     return np.column_stack([1.0 / X[:, 0] + X[:, 1], X[:, 0] - np.cos(X[:, 1])])
 
 

@@ -21,8 +21,8 @@ Also prints the time to the first gradient of the Lorenz tape: tapead's record +
 evaluation (kernels loaded from the disk cache) vs JAX's trace + compile + first call.
 
 Problems (bench/problems.py, each function written once over a math namespace, so that every
-peer runs the same code): seed (2 inputs), Black-Scholes call price (S, sigma; K, T, r constant)
-at 1,000,000 points; extended Rosenbrock n = 100, tanh MLP 8-32-32-1, logistic-regression NLL
+peer runs the same code): the worked example (2 inputs), Black-Scholes call price (S, sigma;
+K, T, r constant) at 1,000,000 points; extended Rosenbrock n = 100, tanh MLP 8-32-32-1, logistic-regression NLL
 (32 weights, 33 parameters: features and label), RK4 Lorenz 200 steps (final x from the 3
 initial states) and Helmholtz energy n = 30 at 100,000 points.
 """
@@ -44,7 +44,7 @@ import numba
 
 import tapead
 from bench.benchutil import fmt, header, interleaved, optional, table
-from bench.problems import PROBLEMS, casadi_ns, jax_ns, lorenz, lorenz_fori, torch_ns
+from bench.problems import PROBLEMS, casadi_ns, jax_ns, lorenz, lorenz_fori, torch_ns, unknown_problems
 
 THREADS = numba.get_num_threads()
 
@@ -209,6 +209,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-ttfg", action="store_true", help="skip the Lorenz time-to-first-gradient")
     parser.add_argument("problems", nargs="*", default=list(PROBLEMS))
     args = parser.parse_args(argv)
+    if error := unknown_problems(args.problems):
+        parser.error(error)
     wanted = args.peers.split(",")
     mods = {name: (optional(mod) if name in wanted else None)
             for name, mod in [("jax", "jax"), ("torch", "torch"), ("casadi", "casadi")]}

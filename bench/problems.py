@@ -7,7 +7,8 @@ Each ``Problem`` pairs a function with its points and a hand-written fused Numba
 value and gradient (bench/handwritten.py: the practical speed limit).
 
 The last section holds the functions of bench/coloring.py, whose derivatives have a known
-sparsity structure (those of tests/test_second_order.py).
+sparsity structure (tests/test_second_order.py tests them). The tests import the worked example,
+Rosenbrock and these from here: each function has this one definition.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ NUMPY = numpy_ns()
 # ---- the suite's functions: f(x, m) or f(x, p, m); with the default m, what tapead records ----
 
 
-def seed(x, m=NUMPY):
-    """log(x1) + x1 x2 - sin(x2)."""
+def worked_example(x, m=NUMPY):
+    """The worked example of docs/design.md: log(x1) + x1 x2 - sin(x2)."""
     return m.log(x[0]) + x[0] * x[1] - m.sin(x[1])
 
 
@@ -172,7 +173,7 @@ class Problem:
     jax_f: Callable | None = None  # JAX's own form of f, where it needs one
 
     def points(self, n_points: int | None = None, rng=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(X, P or None): ``n_points`` points (default: the problem's), from ``rng`` (default: seed 0)."""
+        """(X, P or None): ``n_points`` points (default: the problem's), from ``rng`` (default: ``default_rng(0)``)."""
         rng = np.random.default_rng(0) if rng is None else rng
         return self.sample(self.n_points if n_points is None else n_points, rng)
 
@@ -204,8 +205,8 @@ def _lorenz_points(N, rng):
 
 
 PROBLEMS = {p.name: p for p in [
-    Problem("seed", seed, 2, 1_000_000, _uniform(1, 3, 2),
-            lambda X, P, y, g: handwritten.seed_value_and_grad(X, y, g)),
+    Problem("worked-example", worked_example, 2, 1_000_000, _uniform(1, 3, 2),
+            lambda X, P, y, g: handwritten.worked_example_value_and_grad(X, y, g)),
     Problem("black-scholes", black_scholes, 2, 1_000_000, _bs_points,
             lambda X, P, y, g: handwritten.black_scholes_value_and_grad(X, BS_K, BS_T, BS_R, y, g)),
     Problem("rosenbrock100", rosenbrock, 100, 100_000, _uniform(-2, 2, 100),
@@ -221,9 +222,20 @@ PROBLEMS = {p.name: p for p in [
     Problem("helmholtz30", helmholtz, HZ_N, 100_000, _uniform(0.1, 0.5, HZ_N),
             lambda X, P, y, g: handwritten.helmholtz_value_and_grad(X, HZ_B, HZ_A, HZ_RT, y, g)),
 ]}
+RENAMED = {"seed": "worked-example"}  # earlier problem names: refused, naming the new one
 
 
-# ---- functions with a known derivative structure (bench/coloring.py; tests/test_second_order.py) ----
+def unknown_problems(names: list[str]) -> str | None:
+    """The error for those of ``names`` that are not problems (a renamed one's new name), or None."""
+    unknown = [name for name in names if name not in PROBLEMS]
+    if not unknown:
+        return None
+    renamed = [f"{name!r} is now {RENAMED[name]!r}" for name in unknown if name in RENAMED]
+    return (f"unknown problem {', '.join(unknown)}" + (f" ({'; '.join(renamed)})" if renamed else "")
+            + f"; choose from {', '.join(PROBLEMS)}")
+
+
+# ---- functions with a known derivative structure (bench/coloring.py; tests/test_second_order.py imports them) ----
 
 
 def arrowhead(x):

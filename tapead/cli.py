@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-SEED_TEXT = "y = f(x1, x2) = log(x1) + x1*x2 - sin(x2)"
+WORKED_EXAMPLE_TEXT = "y = f(x1, x2) = log(x1) + x1*x2 - sin(x2)"
 
 
-def seed_function(x):
+def worked_example(x):
     return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
 
 
@@ -39,8 +39,8 @@ def demo(n_points: int = 1_000_000, repeats: int = 5) -> int:
     import tapead
     from tapead.explain import explain
 
-    print(f"tapead demo: {SEED_TEXT}, at (x1, x2) = (2, 5)\n")
-    tape = tapead.record(seed_function, 2)
+    print(f"tapead demo: {WORKED_EXAMPLE_TEXT}, at (x1, x2) = (2, 5)\n")
+    tape = tapead.record(worked_example, 2)
     print(explain(tape, [2.0, 5.0], wrt=0))
     g = tape.gradient(np.array([2.0, 5.0]))
     print(f"\nGradient from the compiled reverse sweep: dy/dx1 = {float(g[0])!r}, dy/dx2 = {float(g[1])!r}")
@@ -460,7 +460,7 @@ def warmup(jobs: int | None = None, only: str | None = None) -> int:
             if child.returncode:  # the runs below compile what is missing, and fail loudly
                 print(err, file=sys.stderr)
     runtime.specialise = False
-    tape = tapead.record(seed_function, 2)
+    tape = tapead.record(worked_example, 2)
     for kind in kinds:
         if kind not in _WARMUP:
             raise CommandError(f"--only: unknown sweep {kind!r}; choose from {', '.join(_WARMUP)}", 2)

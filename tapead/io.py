@@ -40,7 +40,7 @@ import numpy as np
 
 from tapead.diagnose import source_text, text_from_file
 from tapead.ops import BY_NAME, OPS, op_table_hash
-from tapead.tape import TapeData, TapeError, validate
+from tapead.tape import TapeData, TapeError, instruction_context, validate
 
 __all__ = ["FORMAT", "VERSION", "atomic_file", "from_bytes", "load", "save", "to_bytes"]
 
@@ -214,10 +214,14 @@ def _from_archive(archive: zipfile.ZipFile) -> TapeData:
             codes[code] = BY_NAME[name].code
     op = arrays["op"]
     if op.size and (op.min() < 0 or op.max() >= len(names)):
-        raise TapeError(f"op.npy holds opcodes outside the {len(names)} ops its header names")
+        i = int(np.flatnonzero((op < 0) | (op >= len(names)))[0])
+        raise TapeError(f"op.npy holds opcodes outside the {len(names)} ops its header names, first at instruction "
+                        f"{i}:\n{_context(arrays, n_in, n_params, names, i)}")
     if op.size and np.any(codes[op] < 0):
         unknown = sorted({names[c] for c in np.unique(op) if codes[c] < 0})
-        raise TapeError(f"tape file uses ops this tapead does not have: {unknown}")
+        i = int(np.flatnonzero(codes[op] < 0)[0])
+        raise TapeError(f"tape file uses ops this tapead does not have: {unknown}, first at instruction "
+                        f"{i}:\n{_context(arrays, n_in, n_params, names, i)}")
     arrays["op"] = codes[op].astype(np.int32) if op.size else op
     source_index = None
     if "source_index.npy" in archive.namelist():
@@ -225,6 +229,13 @@ def _from_archive(archive: zipfile.ZipFile) -> TapeData:
     return validate(TapeData(n_in=n_in, n_params=n_params, out_shape=tuple(out_shape),
                              source=tuple(map(text_from_file, source)),
                              source_index=source_index, n_recorded=n_recorded, **arrays))
+
+
+def _context(arrays: dict[str, np.ndarray], n_in: int, n_params: int, names: list[str], i: int) -> str:
+    """Instruction ``i`` of a file's unchecked arrays and its neighbours, the file's opcodes read
+    through its own op names (one this tapead lacks prints raw)."""
+    data = TapeData(n_in=n_in, n_params=n_params, **arrays)
+    return instruction_context(data, i, ops=[BY_NAME.get(name) for name in names])
 
 
 def load(path: str | os.PathLike) -> TapeData:

@@ -25,7 +25,7 @@ import numpy as np
 
 from tapead.ops import CONST, INPUT, OPS, PARAM
 
-__all__ = ["TapeData", "TapeError", "validate", "slot_name"]
+__all__ = ["TapeData", "TapeError", "validate", "slot_name", "instruction_context"]
 
 OP_DTYPE = np.dtype(np.int32)
 INDEX_DTYPE = np.dtype(np.int32)
@@ -115,7 +115,7 @@ def validate(tape: TapeData) -> TapeData:
     body = op[n_lead:]
     if body.size and (body.min() < CONST or body.max() >= len(OPS)):
         bad = int(np.flatnonzero((body < CONST) | (body >= len(OPS)))[0]) + n_lead
-        raise TapeError(f"instruction {bad} has unknown opcode {int(op[bad])}")
+        raise TapeError(f"instruction {bad} has unknown opcode {int(op[bad])}:\n{instruction_context(tape, bad)}")
     arity = np.array([spec.arity for spec in OPS])[op]
     index = np.arange(n_slots)
     for k, name in enumerate(("arg0", "arg1", "arg2")):
@@ -126,11 +126,12 @@ def validate(tape: TapeData) -> TapeData:
             i = int(np.flatnonzero(bad)[0])
             raise TapeError(
                 f"instruction {i} ({OPS[op[i]].name}) reads slot {int(arg[i])} in {name}: "
-                "operands must be earlier slots"
+                f"operands must be earlier slots:\n{instruction_context(tape, i)}"
             )
         if np.any(arg[~used] != -1):
             i = int(np.flatnonzero(~used & (arg != -1))[0])
-            raise TapeError(f"instruction {i} has {name} = {int(arg[i])}, which its op does not use: must be -1")
+            raise TapeError(f"instruction {i} has {name} = {int(arg[i])}, which its op does not use: must be -1:\n"
+                            f"{instruction_context(tape, i)}")
     outputs = tape.outputs
     if outputs.size and (outputs.min() < 0 or outputs.max() >= n_slots):
         raise TapeError(f"tape.outputs must name slots in [0, {n_slots}), got {outputs.tolist()[:8]}")
@@ -172,18 +173,61 @@ def format_const(c: float) -> str:
 
 def format_instruction(tape: TapeData, i: int) -> str:
     """The right-hand side of instruction ``i``, as in ``log v_{-1}``."""
-    spec = OPS[tape.op[i]]
+    return _format_row(tape, i, OPS)
+
+
+def _format_row(tape: TapeData, i: int, ops) -> str:
+    """Instruction ``i``'s right-hand side, its opcode read through ``ops`` (code -> OpSpec or
+    None); an operand outside the tape prints as ``<slot k>``."""
+    spec = ops[tape.op[i]]
     if spec.code == INPUT:
         return f"x{i + 1}"
     if spec.code == PARAM:
         return f"p{i - tape.n_in + 1}"
+
+    def operand(args: np.ndarray) -> str:
+        if i >= args.shape[0]:
+            return "<slot ?>"
+        a = int(args[i])
+        return slot_name(tape, a) if 0 <= a < tape.n_slots else f"<slot {a}>"
+
     names = {
-        "x": slot_name(tape, tape.arg0[i]) if spec.arity > 0 else "",
-        "y": slot_name(tape, tape.arg1[i]) if spec.arity > 1 else "",
-        "w": slot_name(tape, tape.arg2[i]) if spec.arity > 2 else "",
-        "c": format_const(tape.const[i]),
+        "x": operand(tape.arg0) if spec.arity > 0 else "",
+        "y": operand(tape.arg1) if spec.arity > 1 else "",
+        "w": operand(tape.arg2) if spec.arity > 2 else "",
+        "c": format_const(tape.const[i]) if i < tape.const.shape[0] else "?",
     }
     return spec.fmt.format(**names)
+
+
+def instruction_context(tape: TapeData, i: int, ops=OPS, radius: int = 2) -> str:
+    """Instruction ``i`` and up to ``radius`` neighbours on each side, as ``print(tape)`` shows
+    them, ``i`` marked with ``>`` and followed by its raw fields: what a :class:`TapeError`
+    about instruction ``i`` shows.
+
+    ``ops`` maps opcodes to op specs (default: the op table; while loading, a tape file's own
+    op names mapped to specs, or None for one this tapead lacks). The data may be malformed
+    (this runs before the arrays are checked): an opcode outside ``ops`` or mapped to None, an
+    operand outside the tape or an entry the arrays lack prints raw instead.
+    """
+    lines = []
+    for j in range(max(0, i - radius), min(tape.n_slots, i + radius + 1)):
+        code = tape.op[j]
+        spec = ops[code] if 0 <= code < len(ops) else None
+        text = f"{slot_name(tape, j)} = " + (_format_row(tape, j, ops) if spec is not None else f"<opcode {int(code)}>")
+        if j != i:
+            lines.append(f"    {text}")
+            continue
+        fields = [f"{name} {_raw(getattr(tape, name), j)}" for name in ("op", "arg0", "arg1", "arg2", "const")]
+        if spec is not None:
+            fields[0] += f" ({spec.name})"
+        lines.append(f"  > {text}    [{', '.join(fields)}]")
+    return "\n".join(lines)
+
+
+def _raw(array: np.ndarray, j: int) -> str:
+    """``array[j]`` as Python prints it, or ``?`` where the array has no entry ``j``."""
+    return repr(array[j].item()) if j < array.shape[0] else "?"
 
 
 def output_name(j: int) -> str:

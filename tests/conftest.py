@@ -1,4 +1,4 @@
-"""Shared test helpers: tapes built straight from the op table, points sampled on op domains."""
+"""pytest hooks, fixtures and hypothesis profiles (the helpers tests import are in tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,6 @@ import os
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-
-from tapead import reference
-from tapead.api import Tape
-from tapead.ops import BY_NAME, CONST, INPUT, OPS, OpSpec
-from tapead.tape import TapeData
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
@@ -38,104 +32,7 @@ def pytest_collection_finish(session):
     if len(session.items) > 100 and not kernels_cached():
         warmup()
 
-OP_ROWS = [spec for spec in OPS if spec.code > CONST]
-TAPE_ROWS = [spec for spec in OPS if spec.code >= CONST]  # what a tape's body may hold
-
-
-def op_id(spec: OpSpec) -> str:
-    return spec.name
-
-
-def const_for(spec: OpSpec, rng: np.random.Generator) -> float:
-    """An immediate for ops that take one: away from 0 (divisors) and from integers (powc)."""
-    if not spec.uses_const:
-        return 0.0
-    c = rng.uniform(0.3, 2.5) * rng.choice([-1.0, 1.0])
-    return c + 0.1 if spec.name == "powc" and float(c).is_integer() else c
-
-
-def one_op_tape(spec: OpSpec, c: float = 0.0) -> Tape:
-    """y = op(x1, .., x_arity; c) as a tape, built directly (no tracer)."""
-    n = spec.arity
-    args = [list(range(n)) + [-1] * (3 - n)]
-    op = np.array([INPUT] * n + [spec.code], dtype=np.int32)
-    arg = np.array([[-1, -1, -1]] * n + args, dtype=np.int32)
-    return Tape.from_data(
-        TapeData(
-            op=op,
-            arg0=arg[:, 0].copy(),
-            arg1=arg[:, 1].copy(),
-            arg2=arg[:, 2].copy(),
-            const=np.array([0.0] * n + [c]),
-            outputs=np.array([n], dtype=np.int32),
-            n_in=n,
-        )
-    )
-
-
-def sample_domain(spec: OpSpec, n_points: int, rng: np.random.Generator) -> np.ndarray:
-    """Points on the op's test domain; operands whose domain is (0.5, 3) get a random sign."""
-    cols = []
-    for lo, hi in spec.domain:
-        col = rng.uniform(lo, hi, n_points)
-        if (lo, hi) == (0.5, 3.0):
-            col *= rng.choice([-1.0, 1.0], n_points)
-        cols.append(col)
-    return np.stack(cols, axis=1)
-
-
-@st.composite
-def random_tapes(draw, max_inputs: int = 3, max_ops: int = 12, max_outputs: int = 3, n_params: int | None = None):
-    """A random valid tape over every op of the table: any op may follow any other."""
-    n_in = draw(st.integers(1, max_inputs))
-    k = draw(st.integers(0, 2)) if n_params is None else n_params
-    n_lead = n_in + k
-    ops = [INPUT] * n_in + [OPS[1].code] * k
-    args = [[-1, -1, -1]] * n_lead
-    consts = [0.0] * n_lead
-    for i in range(n_lead, n_lead + draw(st.integers(1, max_ops))):
-        spec = draw(st.sampled_from(TAPE_ROWS))
-        chosen = [draw(st.integers(0, i - 1)) for _ in range(spec.arity)]
-        # prefer recent slots so tapes are deep, not only wide
-        chosen = [max(a, i - 1 - draw(st.integers(0, 3))) if draw(st.booleans()) else a for a in chosen]
-        ops.append(spec.code)
-        args.append(chosen + [-1] * (3 - spec.arity))
-        consts.append(draw(st.sampled_from([0.5, -1.5, 2.0, 3.0, -0.75])) if spec.uses_const or spec.code == CONST else 0.0)
-    n_slots = len(ops)
-    n_out = draw(st.integers(1, max_outputs))
-    outputs = [draw(st.integers(0, n_slots - 1)) for _ in range(n_out)]
-    arg = np.array(args, dtype=np.int32)
-    return Tape.from_data(
-        TapeData(
-            op=np.array(ops, dtype=np.int32),
-            arg0=arg[:, 0].copy(),
-            arg1=arg[:, 1].copy(),
-            arg2=arg[:, 2].copy(),
-            const=np.array(consts, dtype=np.float64),
-            outputs=np.array(outputs, dtype=np.int32),
-            n_in=n_in,
-            n_params=k,
-            out_shape=(n_out,),
-        )
-    )
-
-
-def assert_close(actual, expected, rtol=1e-12, atol=1e-12):
-    """Equal to rounding; NaN where the reference has NaN, inf of the same sign where it has inf."""
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
-
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261129)
-
-
-def copysign_of_nan(tape, X, P) -> np.ndarray:
-    """The points where a copysign reads a NaN (its result's sign, or its partial's, is the
-    NaN's): IEEE leaves a NaN's sign to the implementation (numpy's log(-1) is -nan, libm's
-    and vmath's +nan), so copysign's result there is too."""
-    readers = np.flatnonzero(tape.op == BY_NAME["copysign"].code)
-    if not readers.size:
-        return np.zeros(X.shape[0], bool)
-    v = np.array([reference.values(tape, x, p) for x, p in zip(X, P)]).reshape(X.shape[0], tape.n_slots)
-    return np.isnan(v[:, np.r_[tape.arg0[readers], tape.arg1[readers]]]).any(axis=1)

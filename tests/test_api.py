@@ -4,13 +4,10 @@ import numpy as np
 import pytest
 
 import tapead
+from bench.problems import worked_example
 from tapead import reference
 
-from .conftest import assert_close
-
-
-def seed(x):
-    return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
+from .helpers import assert_close
 
 
 def two_out(x):
@@ -19,7 +16,7 @@ def two_out(x):
 
 @pytest.fixture(scope="module")
 def tape():
-    return tapead.record(seed, 2)
+    return tapead.record(worked_example, 2)
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ import pytest
 
 from tapead import cli
 
-from .test_explain import SEED_EXPLANATION, parse_dot
+from .helpers import WORKED_EXAMPLE_TRACES, parse_dot
 
-SEED = "log(x1) + x1*x2 - sin(x2)"
+WORKED_EXAMPLE = "log(x1) + x1*x2 - sin(x2)"
 
 
 def run(*args: str, cwd, env=None) -> subprocess.CompletedProcess:
@@ -28,7 +28,7 @@ def run(*args: str, cwd, env=None) -> subprocess.CompletedProcess:
                           text=True, timeout=900, check=False)
 
 
-def seed_grads(X: np.ndarray) -> np.ndarray:
+def worked_example_grads(X: np.ndarray) -> np.ndarray:
     x1, x2 = X[:, 0], X[:, 1]
     return np.column_stack([np.log(x1) + x1 * x2 - np.sin(x2), 1 / x1 + x2, x1 - np.cos(x2)])
 
@@ -49,13 +49,13 @@ def points(tmp_path) -> np.ndarray:
 # ---- end to end ---------------------------------------------------------------------------
 
 
-def test_explain_prints_the_seed_traces_and_writes_dot(tmp_path):
-    done = run("explain", SEED, "--at", "x1=2,x2=5", "--dot", "seed.dot", cwd=tmp_path)
+def test_explain_prints_the_worked_example_traces_and_writes_dot(tmp_path):
+    done = run("explain", WORKED_EXAMPLE, "--at", "x1=2,x2=5", "--dot", "example.dot", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"y = f(x1, x2) = {SEED}\n\n{SEED_EXPLANATION}\n"
-    nodes, edges = parse_dot((tmp_path / "seed.dot").read_text())
+    assert done.stdout == f"y = f(x1, x2) = {WORKED_EXAMPLE}\n\n{WORKED_EXAMPLE_TRACES}\n"
+    nodes, edges = parse_dot((tmp_path / "example.dot").read_text())
     assert len(nodes) == 7 and {e["label"] for _, _, e in edges} == {"0.5", "5", "2", "1", "0.283662", "-1"}
-    assert "wrote the graph to seed.dot" in done.stderr
+    assert "wrote the graph to example.dot" in done.stderr
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot program is not installed")
@@ -71,13 +71,13 @@ def test_explain_draws_svg_with_graphviz(tmp_path):
 def test_explain_without_graphviz_writes_dot_and_says_so(tmp_path):
     (tmp_path / "empty").mkdir()
     env = {**os.environ, "PATH": str(tmp_path / "empty")}  # no dot program on this PATH
-    done = run("explain", SEED, "--at", "x1=2,x2=5", "--svg", "seed.svg", cwd=tmp_path, env=env)
+    done = run("explain", WORKED_EXAMPLE, "--at", "x1=2,x2=5", "--svg", "example.svg", cwd=tmp_path, env=env)
     assert done.returncode == 1
     assert ("graphviz's dot program is not installed (apt-get install graphviz); "
-            "wrote the DOT text to seed.dot instead") in done.stderr
-    assert not (tmp_path / "seed.svg").exists()
-    parse_dot((tmp_path / "seed.dot").read_text())
-    assert SEED_EXPLANATION in done.stdout  # the traces were still printed
+            "wrote the DOT text to example.dot instead") in done.stderr
+    assert not (tmp_path / "example.svg").exists()
+    parse_dot((tmp_path / "example.dot").read_text())
+    assert WORKED_EXAMPLE_TRACES in done.stdout  # the traces were still printed
 
 
 @pytest.mark.parametrize("expression, caret", [
@@ -95,30 +95,30 @@ def test_explain_rejects_bad_expressions_with_the_parsers_error(tmp_path, expres
 
 
 def test_grad_npy_to_npy_in_blocks(tmp_path, points):
-    done = run("grad", SEED, "--points", "points.npy", "--out", "out.npy", "--block", "7", cwd=tmp_path)
+    done = run("grad", WORKED_EXAMPLE, "--points", "points.npy", "--out", "out.npy", "--block", "7", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "wrote 50 points to out.npy (columns f, df/dx1, df/dx2)" in done.stderr
     out = np.load(tmp_path / "out.npy")
     assert out.shape == (50, 3) and out.dtype == np.float64
-    np.testing.assert_allclose(out, seed_grads(points), rtol=1e-14)
+    np.testing.assert_allclose(out, worked_example_grads(points), rtol=1e-14)
 
 
 def test_grad_csv_to_csv_in_blocks(tmp_path, points):
     # the header names the variables in the file's order, which here is not the order of appearance
     with open(tmp_path / "swapped.csv", "w") as f:
         f.write("x2,x1\n" + "".join(f"{b!r},{a!r}\n" for a, b in points.tolist()))
-    done = run("grad", SEED, "--points", "swapped.csv", "--out", "out.csv", "--block", "8", cwd=tmp_path)
+    done = run("grad", WORKED_EXAMPLE, "--points", "swapped.csv", "--out", "out.csv", "--block", "8", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = (tmp_path / "out.csv").read_text().splitlines()
     assert lines[0] == "f,df/dx2,df/dx1" and len(lines) == 51
     out = np.loadtxt(lines[1:], delimiter=",")
-    np.testing.assert_allclose(out, seed_grads(points)[:, [0, 2, 1]], rtol=1e-14)
+    np.testing.assert_allclose(out, worked_example_grads(points)[:, [0, 2, 1]], rtol=1e-14)
 
 
 def test_grad_csv_to_npy_matches_npy_input(tmp_path, points):
-    done = run("grad", SEED, "--points", "points.csv", "--out", "out.npy", "--block", "5", cwd=tmp_path)
+    done = run("grad", WORKED_EXAMPLE, "--points", "points.csv", "--out", "out.npy", "--block", "5", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), seed_grads(points), rtol=1e-14)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), worked_example_grads(points), rtol=1e-14)
 
 
 @pytest.mark.parametrize("kind", ["object array", "bare pickle"])
@@ -146,7 +146,7 @@ class _Marker:
 
 def test_grad_names_the_bad_csv_line_and_leaves_no_output(tmp_path):
     (tmp_path / "bad.csv").write_text("x1,x2\n1,2\n3,4\n5,oops\n")
-    done = run("grad", SEED, "--points", "bad.csv", "--out", "out.csv", "--block", "2", cwd=tmp_path)
+    done = run("grad", WORKED_EXAMPLE, "--points", "bad.csv", "--out", "out.csv", "--block", "2", cwd=tmp_path)
     assert done.returncode == 1
     assert "bad.csv, line 4: expected 2 numbers separated by commas, got '5,oops'" in done.stderr
     assert not (tmp_path / "out.csv").exists()
@@ -155,7 +155,7 @@ def test_grad_names_the_bad_csv_line_and_leaves_no_output(tmp_path):
 def test_demo_still_works(tmp_path):
     done = run("demo", "--points", "2000", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert SEED_EXPLANATION in done.stdout
+    assert WORKED_EXAMPLE_TRACES in done.stdout
     assert "dy/dx1 = 5.5, dy/dx2 = 1.7163378145367738" in done.stdout
     assert "value_and_gradient over 2,000 random points" in done.stdout
 
@@ -224,11 +224,11 @@ class _Terminal(io.StringIO):
 def test_progress_bar_only_on_a_terminal(capsys, tmp_path, monkeypatch, points):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "PROGRESS_DELAY", 0.0)
-    code, _, err = main(capsys, "grad", SEED, "--points", "points.npy", "--out", "o.npy", "--block", "10")
+    code, _, err = main(capsys, "grad", WORKED_EXAMPLE, "--points", "points.npy", "--out", "o.npy", "--block", "10")
     assert code == 0 and "\r" not in err  # stderr is not a terminal here
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    assert cli.main(["grad", SEED, "--points", "points.csv", "--out", "o.csv", "--block", "10"]) == 0
+    assert cli.main(["grad", WORKED_EXAMPLE, "--points", "points.csv", "--out", "o.csv", "--block", "10"]) == 0
     shown = terminal.getvalue()
     assert shown.startswith("\rtapead grad [") and "100.0%  50 points\n" in shown
 
@@ -271,9 +271,9 @@ def test_grad_refuses_an_out_that_is_the_points_file_by_another_name(capsys, tmp
     monkeypatch.chdir(tmp_path)
     link("points.npy", "alias.npy")
     before = (tmp_path / "points.npy").read_bytes()
-    code, _, err = main(capsys, "grad", SEED, "--points", "points.npy", "--out", "alias.npy")
+    code, _, err = main(capsys, "grad", WORKED_EXAMPLE, "--points", "points.npy", "--out", "alias.npy")
     assert code == 2 and "--out alias.npy must not be the --points file points.npy" in err
-    code, _, err = main(capsys, "grad", SEED, "--points", "alias.npy", "--out", "points.npy")
+    code, _, err = main(capsys, "grad", WORKED_EXAMPLE, "--points", "alias.npy", "--out", "points.npy")
     assert code == 2 and "must not be the --points file" in err
     assert (tmp_path / "points.npy").read_bytes() == before
 
@@ -283,7 +283,7 @@ def test_a_failed_grad_leaves_an_existing_out_as_it_was(capsys, tmp_path, monkey
     (tmp_path / "bad.csv").write_text("x1,x2\n1,2\n3,4\n5,oops\n")
     for out in ("out.csv", "out.npy"):
         (tmp_path / out).write_text("precious\n")
-        code, _, err = main(capsys, "grad", SEED, "--points", "bad.csv", "--out", out, "--block", "2")
+        code, _, err = main(capsys, "grad", WORKED_EXAMPLE, "--points", "bad.csv", "--out", out, "--block", "2")
         assert code == 1 and "bad.csv, line 4" in err
         assert (tmp_path / out).read_text() == "precious\n"
     assert sorted(os.listdir()) == ["bad.csv", "out.csv", "out.npy"]  # no temporary left
@@ -291,7 +291,7 @@ def test_a_failed_grad_leaves_an_existing_out_as_it_was(capsys, tmp_path, monkey
 
 def test_grad_names_the_argument_whose_file_fails(capsys, tmp_path, monkeypatch, points):
     monkeypatch.chdir(tmp_path)
-    code, _, err = main(capsys, "grad", SEED, "--points", "points.npy", "--out", "no/o.npy")
+    code, _, err = main(capsys, "grad", WORKED_EXAMPLE, "--points", "points.npy", "--out", "no/o.npy")
     assert code == 1 and "--out no/o.npy: No such file or directory" in err
     with pytest.raises(SystemExit) as exit_:
         cli.main(["warmup", "--jobs", "0"])
@@ -304,7 +304,7 @@ def _identity(path) -> tuple[int, int, int]:
 
 
 # one point per block: thousands of blocks a second, so 200,000 points take a minute or more
-GRAD_SLOWLY = ["grad", SEED, "--points", "big.npy", "--block", "1"]
+GRAD_SLOWLY = ["grad", WORKED_EXAMPLE, "--points", "big.npy", "--block", "1"]
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)],
@@ -344,9 +344,9 @@ def test_explain_fallback_never_overwrites_an_existing_dot_file(capsys, tmp_path
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no graphviz
-    (tmp_path / "seed.dot").write_text("mine\n")
-    code, _, err = main(capsys, "explain", SEED, "--at", "x1=2,x2=5", "--svg", "seed.svg")
-    assert code == 1 and "wrote the DOT text to seed-2.dot instead" in err
-    assert (tmp_path / "seed.dot").read_text() == "mine\n"
-    parse_dot((tmp_path / "seed-2.dot").read_text())
-    assert sorted(os.listdir()) == ["empty", "seed-2.dot", "seed.dot"]  # no .svg, no temporary
+    (tmp_path / "example.dot").write_text("mine\n")
+    code, _, err = main(capsys, "explain", WORKED_EXAMPLE, "--at", "x1=2,x2=5", "--svg", "example.svg")
+    assert code == 1 and "wrote the DOT text to example-2.dot instead" in err
+    assert (tmp_path / "example.dot").read_text() == "mine\n"
+    parse_dot((tmp_path / "example-2.dot").read_text())
+    assert sorted(os.listdir()) == ["empty", "example-2.dot", "example.dot"]  # no .svg, no temporary

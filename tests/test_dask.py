@@ -10,11 +10,8 @@ distributed = pytest.importorskip("distributed", reason="tapead.dask is the opti
 
 import tapead  # noqa: E402
 import tapead.dask as tdask  # noqa: E402
+from bench.problems import worked_example  # noqa: E402
 from tapead.api import Tape  # noqa: E402
-
-
-def seed(x):
-    return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +20,7 @@ def points():
 
 
 def test_every_method_matches_the_direct_call(points):
-    tape = tapead.record(seed, 2)
+    tape = tapead.record(worked_example, 2)
     X = da.from_array(points, chunks=(3000, 1))  # the input axis is rechunked to one chunk
     np.testing.assert_array_equal(tdask.values(tape, X).compute(), tape(points))
     np.testing.assert_array_equal(tdask.gradient(tape, X).compute(), tape.gradient(points))
@@ -39,7 +36,7 @@ def test_every_method_matches_the_direct_call(points):
 
 
 def test_the_tape_is_one_task_of_the_graph(points):
-    tape = tapead.record(seed, 2)
+    tape = tapead.record(worked_example, 2)
     result = tdask.gradient(tape, da.from_array(points, chunks=(1000, 2)))
     graph = dict(result.__dask_graph__())
     holding = [k for k, v in graph.items() if isinstance(v, Tape) or (
@@ -48,7 +45,7 @@ def test_the_tape_is_one_task_of_the_graph(points):
 
 
 def test_bad_arguments(points):
-    tape = tapead.record(seed, 2)
+    tape = tapead.record(worked_example, 2)
     with pytest.raises(ValueError, match=r"dask array of shape \(N, 2\)"):
         tdask.gradient(tape, points)
     with pytest.raises(ValueError, match=r"V must have shape \(2,\)"):
@@ -58,7 +55,7 @@ def test_bad_arguments(points):
 
 
 def test_on_a_local_cluster_of_worker_processes(points, tmp_path):
-    tape = tapead.record(seed, 2)
+    tape = tapead.record(worked_example, 2)
     path = tmp_path / "X.npy"
     np.save(path, points)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import tapead
 from tapead.runtime import BLOCK
 
-from .conftest import random_tapes
+from .helpers import random_tapes
 
 NASTY = np.array([np.nan, np.inf, -np.inf, 1e300, -1e300, 2.0**40, -(2.0**19) - 0.5, 0.0, -0.0, 5e-324])
 

@@ -1,4 +1,4 @@
-"""Explanations (the seed's traces, edge partials, path sums) and the DOT graph."""
+"""Explanations (the worked example's traces, edge partials, path sums) and the DOT graph."""
 
 from __future__ import annotations
 
@@ -17,86 +17,39 @@ from hypothesis import strategies as st
 
 import tapead
 import tapead.dot
+from bench.problems import worked_example
 from tapead import reference
 from tapead.dot import GraphvizNotFound, quote, render, to_dot
 from tapead.explain import MAX_PATHS, explain
 from tapead.ops import BY_NAME
 from tapead.tape import TapeData
 
-from .conftest import one_op_tape, random_tapes
+from .helpers import WORKED_EXAMPLE_TRACES, one_op_tape, parse_dot, random_tapes
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def seed_function(x):
-    return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
-
-
 @pytest.fixture(scope="module")
-def seed():
-    return tapead.record(seed_function, 2)
+def example():
+    """The worked example's tape."""
+    return tapead.record(worked_example, 2)
 
 
-SEED_EXPLANATION = """\
-Evaluation trace at x1 = 2, x2 = 5
-  v_{-1} = x1     = 2
-  v_0 = x2        = 5
-  v1 = log v_{-1} = 0.693147
-  v2 = v_{-1}*v_0 = 10
-  v3 = v1 + v2    = 10.6931
-  v4 = sin v_0    = -0.958924
-  v5 = v3 - v4    = 11.6521
-  y1 = v5         = 11.6521
-
-Forward tangent trace for x1, seed x_dot = (1, 0)
-  v_{-1}_dot = seed                 = 1
-  v_0_dot = seed                    = 0
-  v1_dot = 0.5*v_{-1}_dot           = 0.5
-  v2_dot = 5*v_{-1}_dot + 2*v_0_dot = 5
-  v3_dot = 1*v1_dot + 1*v2_dot      = 5.5
-  v4_dot = 0.283662*v_0_dot         = 0
-  v5_dot = 1*v3_dot + (-1)*v4_dot   = 5.5
-
-Reverse adjoint trace, seed y_bar = (1)
-  v5_bar = 1 (seed of y1)              = 1
-  v4_bar = v5_bar*(-1)                 = -1
-  v3_bar = v5_bar*1                    = 1
-  v2_bar = v3_bar*1                    = 1
-  v1_bar = v3_bar*1                    = 1
-  v_0_bar = v2_bar*2 + v4_bar*0.283662 = 1.71634
-  v_{-1}_bar = v1_bar*0.5 + v2_bar*5   = 5.5
-
-Edge partials (local partial dv_i/dv_j of each edge at this point)
-  dv5/dv3     = 1
-  dv5/dv4     = -1
-  dv4/dv_0    = 0.283662
-  dv3/dv1     = 1
-  dv3/dv2     = 1
-  dv2/dv_{-1} = 5
-  dv2/dv_0    = 2
-  dv1/dv_{-1} = 0.5
-
-Paths: each derivative is the sum over paths of the products of edge partials
-  v5 -> v3 -> v1 -> v_{-1}: 1 * 1 * 0.5 = 0.5
-  v5 -> v3 -> v2 -> v_{-1}: 1 * 1 * 5   = 5
-  dy1/dx1                               = 5.5  (2 paths)
-  v5 -> v3 -> v2 -> v_0: 1 * 1 * 2      = 2
-  v5 -> v4 -> v_0: (-1) * 0.283662      = -0.283662
-  dy1/dx2                               = 1.71634  (2 paths)"""
 
 
-# ---- the seed's explanation ------------------------------------------------------
+
+# ---- the worked example's explanation---------------------------------------------------
 
 
-def test_seed_explanation_golden_text(seed):
-    e = seed.explain(np.array([2.0, 5.0]), wrt=0)
-    assert str(e) == SEED_EXPLANATION
-    assert repr(e) == SEED_EXPLANATION  # a REPL shows the traces too
+def test_worked_example_golden_text(example):
+    e = example.explain(np.array([2.0, 5.0]), wrt=0)
+    assert str(e) == WORKED_EXAMPLE_TRACES
+    assert repr(e) == WORKED_EXAMPLE_TRACES  # a REPL shows the traces too
 
 
-def test_seed_paths_sum_to_the_gradient(seed):
-    e = seed.explain(np.array([2.0, 5.0]))
-    # the seed's paths by slot: v5 = 6, v4 = 5, v3 = 4, v2 = 3, v1 = 2, v_0 = 1, v_{-1} = 0
+def test_worked_example_paths_sum_to_the_gradient(example):
+    e = example.explain(np.array([2.0, 5.0]))
+    # the worked example's paths by slot: v5 = 6, v4 = 5, v3 = 4, v2 = 3, v1 = 2, v_0 = 1, v_{-1} = 0
     assert e.paths(0, 0) == [([6, 4, 2, 0], [1.0, 1.0, 0.5], 0.5), ([6, 4, 3, 0], [1.0, 1.0, 5.0], 5.0)]
     (path1, factors1, product1), (path2, factors2, product2) = e.paths(0, 1)
     assert (path1, factors1, product1) == ([6, 4, 3, 1], [1.0, 1.0, 2.0], 2.0)
@@ -106,21 +59,21 @@ def test_seed_paths_sum_to_the_gradient(seed):
     assert n_paths == 2 and total == pytest.approx(2.0 - np.cos(5.0), rel=1e-15)
 
 
-def test_tangent_trace_for_another_input_a_direction_and_names(seed):
-    by_name = explain(seed, [2.0, 5.0], wrt="b", names=("a", "b"))
+def test_tangent_trace_for_another_input_a_direction_and_names(example):
+    by_name = explain(example, [2.0, 5.0], wrt="b", names=("a", "b"))
     text = str(by_name)
     assert "Forward tangent trace for b, seed x_dot = (0, 1)" in text
     assert "  v_{-1} = a " in text and "dy1/db" in text and "dy1/da" in text
     assert by_name.v_dot[-1] == pytest.approx(2.0 - np.cos(5.0), rel=1e-15)
-    direction = seed.explain(np.array([2.0, 5.0]), wrt=np.array([1.0, -2.0]))
+    direction = example.explain(np.array([2.0, 5.0]), wrt=np.array([1.0, -2.0]))
     assert "Forward tangent trace in direction x_dot = (1, -2)" in str(direction)
     assert direction.v_dot[-1] == pytest.approx(5.5 - 2 * (2.0 - np.cos(5.0)), rel=1e-14)
 
 
 @pytest.mark.parametrize("wrt", [2, -1, 1.0, True, "x1"])
-def test_bad_wrt_is_a_clear_error(seed, wrt):
+def test_bad_wrt_is_a_clear_error(example, wrt):
     with pytest.raises(ValueError, match="wrt"):
-        explain(seed, [2.0, 5.0], wrt=wrt)
+        explain(example, [2.0, 5.0], wrt=wrt)
 
 
 def test_parameters_appear_in_the_traces():
@@ -227,7 +180,7 @@ class _Tags(HTMLParser):
         self.open.pop()
 
 
-def test_html_is_escaped_well_formed_tables(seed):
+def test_html_is_escaped_well_formed_tables(example):
     tape = tapead.record(lambda x: tapead.where(x[0] < x[1], x[0] * x[1], x[1]), 2)
     page = tape.explain(np.array([1.0, 2.0]))._repr_html_()
     assert "v_{-1} &lt; v_0" in page and "v_{-1} < v_0" not in page
@@ -235,81 +188,16 @@ def test_html_is_escaped_well_formed_tables(seed):
     tags.feed(page)
     tags.close()
     assert tags.open == [] and tags.tables == 5
-    seed_page = seed.explain(np.array([2.0, 5.0]))._repr_html_()
-    assert "v5 -&gt; v3 -&gt; v1 -&gt; v_{-1}" in seed_page and "5.5" in seed_page
+    example_page = example.explain(np.array([2.0, 5.0]))._repr_html_()
+    assert "v5 -&gt; v3 -&gt; v1 -&gt; v_{-1}" in example_page and "5.5" in example_page
 
 
 # ---- DOT --------------------------------------------------------------------------------
 
-_DOT_TOKEN = re.compile(r'\s*(?:(->)|("(?:\\.|[^"\\])*")|([A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d+)?)|([{}\[\]=,;]))')
 
 
-def parse_dot(text: str) -> tuple[dict[str, dict], list[tuple[str, str, dict]]]:
-    """A strict parser for the DOT subset to_dot writes: (nodes with attributes, edges with attributes).
-
-    Fails on anything else: unbalanced quotes or brackets, unknown statements, edges to undeclared nodes.
-    """
-    tokens, pos = [], 0
-    while pos < len(text.rstrip()):
-        m = _DOT_TOKEN.match(text, pos)
-        assert m, f"cannot tokenize DOT at {text[pos:pos + 30]!r}"
-        tokens.append(m.group(m.lastindex))
-        pos = m.end()
-    k = 0
-
-    def take(expected=None):
-        nonlocal k
-        tok = tokens[k]
-        k += 1
-        assert expected is None or tok == expected, f"expected {expected!r}, got {tok!r}"
-        return tok
-
-    def value(tok):
-        # the DOT language unescapes only \" (graphviz reads \n and \\ in labels later)
-        return tok[1:-1].replace('\\"', '"') if tok.startswith('"') else tok
-
-    def attrs():
-        out = {}
-        if tokens[k] != "[":
-            return out
-        take("[")
-        while tokens[k] != "]":
-            name = take()
-            take("=")
-            out[name] = value(take())
-            if tokens[k] == ",":
-                take(",")
-        take("]")
-        return out
-
-    take("digraph")
-    take("tape")
-    take("{")
-    nodes, edges = {}, []
-    while tokens[k] != "}":
-        first = take()
-        if tokens[k] == "=":
-            take("=")
-            take()
-        elif first in ("node", "edge", "graph"):
-            attrs()
-        elif tokens[k] == "->":
-            take("->")
-            second = take()
-            edges.append((first, second, attrs()))
-        else:
-            assert re.fullmatch(r"n\d+", first), first
-            nodes[first] = attrs()
-        take(";")
-    take("}")
-    assert k == len(tokens), "text after the graph"
-    for a, b, _ in edges:
-        assert a in nodes and b in nodes, f"edge {a} -> {b} between undeclared nodes"
-    return nodes, edges
-
-
-def test_seed_dot_parses_with_the_seed_picture(seed):
-    nodes, edges = parse_dot(seed.to_dot(np.array([2.0, 5.0])))
+def test_worked_example_dot_parses_into_its_picture(example):
+    nodes, edges = parse_dot(example.to_dot(np.array([2.0, 5.0])))
     assert len(nodes) == 7
     assert nodes["n0"]["label"] == "v_{-1}\\nx1\\n= 2"
     assert nodes["n6"]["label"] == "v5 = y1\\nv3 - v4\\n= 11.6521" and nodes["n6"]["peripheries"] == "2"
@@ -318,8 +206,8 @@ def test_seed_dot_parses_with_the_seed_picture(seed):
                       ("n3", "n4"): "1", ("n1", "n5"): "0.283662", ("n4", "n6"): "1", ("n5", "n6"): "-1"}
 
 
-def test_dot_without_a_point_is_structure_only(seed):
-    nodes, edges = parse_dot(seed.to_dot())
+def test_dot_without_a_point_is_structure_only(example):
+    nodes, edges = parse_dot(example.to_dot())
     assert nodes["n2"]["label"] == "v1\\nlog v_{-1}"
     assert len(edges) == 8 and all(e == {} for _, _, e in edges)
 
@@ -333,16 +221,16 @@ def test_dot_of_random_tapes_parses(tape):
     assert len(edges) == arity
 
 
-def test_dot_takes_exactly_one_point(seed):
-    assert to_dot(seed, [[2.0, 5.0]]) == to_dot(seed, [2.0, 5.0])
+def test_dot_takes_exactly_one_point(example):
+    assert to_dot(example, [[2.0, 5.0]]) == to_dot(example, [2.0, 5.0])
     for bad in (np.ones((2, 2)), np.ones((0, 2)), np.ones(3), np.ones((2, 1))):
         with pytest.raises(ValueError, match=r"one point, of shape \(2,\) or \(1, 2\), got"):
-            to_dot(seed, bad)
+            to_dot(example, bad)
 
 
-def test_tape_to_dot_refuses_a_batch(seed):
+def test_tape_to_dot_refuses_a_batch(example):
     with pytest.raises(ValueError, match="one point"):
-        seed.to_dot(np.ones((2, 2)))
+        example.to_dot(np.ones((2, 2)))
 
 
 def test_dot_quotes_and_escapes_labels():
@@ -358,16 +246,16 @@ def test_dot_refuses_huge_tapes_with_a_reason():
     assert to_dot(tape, max_nodes=200).startswith("digraph tape {")
 
 
-def test_readme_image_is_the_seed_graph(seed):
-    # docs/seed_graph.dot is what the README's image was drawn from (see README.md)
-    assert (ROOT / "docs" / "seed_graph.dot").read_text() == seed.to_dot(np.array([2.0, 5.0])) + "\n"
-    svg = (ROOT / "docs" / "seed_graph.svg").read_text()
+def test_readme_image_is_the_worked_example_graph(example):
+    # docs/worked_example_graph.dot is what the README's image was drawn from (see README.md)
+    assert (ROOT / "docs" / "worked_example_graph.dot").read_text() == example.to_dot(np.array([2.0, 5.0])) + "\n"
+    svg = (ROOT / "docs" / "worked_example_graph.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "0.283662" in svg and "v5 = y1" in svg
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot program is not installed")
-def test_graphviz_renders_the_dot(seed, tmp_path):
-    text = seed.to_dot(np.array([2.0, 5.0]))
+def test_graphviz_renders_the_dot(example, tmp_path):
+    text = example.to_dot(np.array([2.0, 5.0]))
     done = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr.decode()
     assert b"<svg" in done.stdout and b"0.283662" in done.stdout

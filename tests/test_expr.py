@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 import tapead
 import tapead.expr
+from bench.problems import worked_example
 from tapead import reference
 from tapead.api import Tape
 from tapead.expr import MAX_DEPTH, ExpressionError, parse
 
-SEED = "log(x1) + x1*x2 - sin(x2)"
+WORKED_EXAMPLE = "log(x1) + x1*x2 - sin(x2)"
 
 
 def value(text: str, *x: float, variables=None) -> float:
@@ -29,11 +30,11 @@ def value(text: str, *x: float, variables=None) -> float:
 # ---- the grammar ------------------------------------------------------------------
 
 
-def test_seed_records_the_seed_tape():
-    e = parse(SEED)
+def test_the_worked_example_records_its_tape():
+    e = parse(WORKED_EXAMPLE)
     assert e.variables == ("x1", "x2")
     assert isinstance(e.tape, Tape)
-    expected = tapead.record(lambda x: np.log(x[0]) + x[0] * x[1] - np.sin(x[1]), 2)
+    expected = tapead.record(worked_example, 2)
     assert str(e.tape) == str(expected)
     assert e.tape.gradient(np.array([2.0, 5.0])).tolist() == [5.5, 2.0 - np.cos(5.0)]
 

@@ -1,10 +1,15 @@
-"""The generated kernels are what the op table says, and a second process loads them from cache."""
+"""Generated code is what its source says: the kernels (the op table; a second process loads them
+from cache) and the names tapead/__init__.py shows static tools (tapead.tracer.FUNCTIONS)."""
 
 import subprocess
 import sys
 import textwrap
 
 from tapead.kernels import generate
+
+import tapead
+from tapead import exports
+from tapead.tracer import FUNCTIONS
 
 
 def test_regenerating_the_sweeps_gives_the_same_bytes():
@@ -37,3 +42,10 @@ def test_a_second_process_loads_every_kernel_from_cache():
         # one compiled signature per sweep, whether one thread or several run it
         assert int(signatures) == 1 and int(hits) >= 1 and int(misses) == 0, line
     assert "compiling tapead kernels" not in out.stderr
+
+
+def test_the_package_names_every_function_statically():
+    assert exports.current() == exports.block(), "tapead/__init__.py is stale: run python -m tapead.exports"
+    assert sorted(tapead.__all__) == sorted(exports.IMPORTED + list(FUNCTIONS))
+    assert all(getattr(tapead, name) is FUNCTIONS[name] for name in FUNCTIONS)
+    assert all(hasattr(tapead, name) for name in exports.IMPORTED)

@@ -7,6 +7,7 @@ instead of killing pytest.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import pickle
@@ -19,21 +20,18 @@ import numpy as np
 import pytest
 
 import tapead
+from bench.problems import worked_example
 from tapead import io as tape_io
-from tapead.api import Tape, _from_bytes
+from tapead.api import Tape
 from tapead.tape import TapeError
 
 N_CASES = 1500  # a few seconds; every case is checked through from_bytes, a tenth through pickle and a file
 N_EVALUATED = 200  # tapes that loaded, evaluated in the child
 
 
-def seed(x):
-    return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
-
-
 @pytest.fixture(scope="module")
 def data() -> bytes:
-    tape = tapead.record(lambda x, p: [seed(x) * p[0], tapead.where(x[0] > 1, x[1], 0.5), x[0] ** 2.5], 2, n_params=1)
+    tape = tapead.record(lambda x, p: [worked_example(x) * p[0], tapead.where(x[0] > 1, x[1], 0.5), x[0] ** 2.5], 2, n_params=1)
     return tape_io.to_bytes(tape)
 
 
@@ -102,14 +100,22 @@ def _mutate(rng: random.Random, data: bytes, members: dict[str, bytes]) -> bytes
     return _zip(changed)
 
 
+@functools.cache
+def _tape_rebuilder():
+    """What a pickled Tape calls with its file bytes to rebuild itself (as its __reduce__ says)."""
+    rebuild, (data,) = tapead.record(lambda x: x[0], 1).__reduce__()
+    assert isinstance(data, bytes)
+    return rebuild
+
+
 class _Payload:
-    """Pickles as a Tape does (tapead.api._from_bytes of file bytes), with any bytes."""
+    """Pickles as a Tape does (the Tape's rebuilder on file bytes), with any bytes."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
 
     def __reduce__(self):
-        return _from_bytes, (self.data,)
+        return _tape_rebuilder(), (self.data,)
 
 
 def _load_or_refuse(how: str, bad: bytes, path) -> Tape | None:

@@ -19,19 +19,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tapead
+from bench.problems import worked_example
 from tapead import io as tape_io
 from tapead.diagnose import MAX_SOURCE_CHARS, source_text
 from tapead.ops import CONST, INPUT, OPS
-from tapead.tape import TapeData, TapeError, validate
-
-
-def seed(x):
-    return np.log(x[0]) + x[0] * x[1] - np.sin(x[1])
+from tapead.tape import TapeData, TapeError, slot_name, validate
 
 
 @pytest.fixture(scope="module")
 def tape():
-    return tapead.record(lambda x, p: [seed(x) * p[0], tapead.where(x[0] > 1, x[1], 0.5)], 2, n_params=1)
+    return tapead.record(lambda x, p: [worked_example(x) * p[0], tapead.where(x[0] > 1, x[1], 0.5)], 2, n_params=1)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +205,7 @@ def test_fuzzed_files_load_or_fail_cleanly(data, edits, cut):
 
 
 def test_every_op_survives_a_file(tmp_path):
-    from .conftest import OP_ROWS, one_op_tape
+    from .helpers import OP_ROWS, one_op_tape
 
     for spec in OP_ROWS:
         tape = one_op_tape(spec, 1.5)
@@ -242,6 +239,79 @@ def test_tapes_without_inputs_or_outputs_are_refused(data):
         tape_io.from_bytes(_with(data, n_in=0))
     with pytest.raises(TapeError, match=r"out_shape \(268435456, 268435456, 268435456\) does not hold its 0"):
         tape_io.from_bytes(HOSTILE["out_shape wraps to 0"](data))
+
+
+# ---- a TapeError about an instruction shows it and its neighbours --------------------------
+
+
+def _corrupted(tape, field: str, i: int, value) -> TapeData:
+    arrays = {name: getattr(tape, name).copy() for name in ("op", "arg0", "arg1", "arg2", "const", "outputs")}
+    arrays[field][i] = value
+    return TapeData(n_in=tape.n_in, n_params=tape.n_params, out_shape=tape.out_shape, **arrays)
+
+
+def _shown_rows(message: str) -> list[str]:
+    """The rows a TapeError shows after its first line, without their two-space margin: the
+    neighbours indented by two spaces, the offending row marked with "> "."""
+    return [line[2:] for line in message.splitlines()[1:]]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("arg0", 2**30),  # out of the tape: printed raw
+    ("arg1", -7),
+    ("arg1", 6),  # a later slot (before slot 7): printed by its name
+    ("arg2", 0),  # unused by every op but where: the row prints as usual, its raw fields tell
+    ("op", 500),  # unknown opcode: printed raw
+    ("op", -3),
+])
+def test_an_instructions_error_shows_it_and_two_neighbours_each_side(tape, field, value):
+    printed = [line[2:] for line in str(tape).splitlines()[1 : tape.n_slots + 1]]  # "v3 = v1 + v2", ...
+    refused = 0
+    for i in range(tape.n_in + tape.n_params, tape.n_slots):
+        spec = OPS[tape.op[i]]
+        used = field == "op" or spec.arity > int(field[-1])
+        if used and field != "op" and 0 <= value < i or not used and value == -1:
+            continue  # a valid tape
+        bad = _corrupted(tape, field, i, value)
+        with pytest.raises(TapeError, match=f"instruction {i} ") as error:
+            validate(bad)
+        refused += 1
+        rows = _shown_rows(str(error.value))
+        lo, hi = max(0, i - 2), min(tape.n_slots, i + 3)
+        assert len(rows) == hi - lo
+        for j, row in zip(range(lo, hi), rows):
+            if j != i:
+                assert row == "  " + printed[j]  # the neighbours, exactly as print(tape) shows them
+        marked = rows[i - lo]
+        assert marked.startswith(f"> {slot_name(tape, i)} = ")
+        assert f"{field} {value}" in marked  # the raw fields follow the row
+        text = marked[2:].partition("    [")[0]
+        if field == "op":
+            assert text == f"{slot_name(tape, i)} = <opcode {value}>"
+        elif used and not 0 <= value < tape.n_slots:
+            assert f"<slot {value}>" in text
+        else:
+            assert text == str(bad).splitlines()[1 + i][2:]  # printed as print(tape) prints it
+    assert refused >= 3
+
+
+def test_a_file_with_an_op_outside_its_header_shows_the_instruction_raw(tape, data):
+    members = _members(data)
+    op = np.load(io.BytesIO(members["op.npy"]))
+    names = json.loads(members["header.json"])["ops"] + ["no_such_op"]  # a name this tapead lacks
+    i = tape.n_in + tape.n_params + 1
+    for code, words in [(len(names) + 5, f"outside the {len(names)} ops its header names"), (len(names) - 1, r"does not have: \['no_such_op'\]")]:
+        changed = op.copy()
+        changed[i] = code
+        bad = _with(_zip({**members, "op.npy": _npy(changed)}), ops=names)
+        with pytest.raises(TapeError, match=f"{words}, first at instruction {i}:") as error:
+            tape_io.from_bytes(bad)
+        rows = _shown_rows(str(error.value))
+        assert [row for row in rows if row.startswith(">")] == [rows[2]]
+        assert rows[2].startswith(f"> {slot_name(tape, i)} = <opcode {code}>    [op {code}, ")
+        # the neighbours, read through the file's own op names, as print(tape) shows them
+        printed = str(tape).splitlines()
+        assert rows[:2] + rows[3:] == ["  " + printed[1 + j][2:] for j in (i - 2, i - 1, i + 1, i + 2)]
 
 
 # ---- source lines: text inside the file, never a path to open --------------------------------
@@ -306,7 +376,7 @@ def test_a_tape_file_never_makes_tapead_open_the_paths_it_names(data, tmp_path, 
 def test_concurrent_saves_to_one_path_never_fail_tear_or_leak(tmp_path):
     """8 threads x 50 saves of two tapes to one path while 2 threads load it: every save
     succeeds, every load finds one whole tape, and no temporary file is left."""
-    tapes = [tapead.record(seed, 2), tapead.record(lambda x: x[0] * x[1], 2)]
+    tapes = [tapead.record(worked_example, 2), tapead.record(lambda x: x[0] * x[1], 2)]
     sizes = {t.n_slots for t in tapes}
     path = tmp_path / "shared.tape"
     tapes[0].save(path)
@@ -351,7 +421,7 @@ def test_save_keeps_permissions_writes_through_symlinks_and_cleans_up(tape, tmp_
     os.umask(umask)
     assert _mode(path) == 0o666 & ~umask  # a new file: what open() would give
     path.chmod(0o600)
-    tapead.record(seed, 2).save(path)
+    tapead.record(worked_example, 2).save(path)
     assert _mode(path) == 0o600 and tapead.load(path).n_in == 2  # replaced, its permissions kept
     link = tmp_path / "link.tape"
     link.symlink_to(path)

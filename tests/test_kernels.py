@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tapead import reference
 
-from .conftest import OP_ROWS, assert_close, const_for, copysign_of_nan, one_op_tape, op_id, random_tapes, sample_domain
+from .helpers import OP_ROWS, assert_close, const_for, copysign_of_nan, one_op_tape, op_id, random_tapes, sample_domain
 
 N = 700  # not a multiple of any tile size: the last tile is partial
 

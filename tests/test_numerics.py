@@ -11,7 +11,7 @@ import sympy as sp
 import tapead
 from tapead.ops import BY_NAME, numpy_function
 
-from .conftest import OP_ROWS, const_for, one_op_tape, op_id, sample_domain
+from .helpers import OP_ROWS, const_for, one_op_tape, op_id, sample_domain
 
 X, Y, C = sp.symbols("x y c", real=True)
 SMOOTH = [s for s in OP_ROWS if s.smooth]

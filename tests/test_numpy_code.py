@@ -14,7 +14,7 @@ import tapead
 from tapead import reference
 from tapead.tracer import FrozenRandomWarning, inline
 
-from .conftest import assert_close
+from .helpers import assert_close
 
 sc = pytest.importorskip("scipy.special")
 

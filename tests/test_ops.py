@@ -6,7 +6,7 @@ import pytest
 
 from tapead.ops import BY_NAME, CONST, OPS, numpy_function
 
-from .conftest import OP_ROWS, const_for, op_id, sample_domain
+from .helpers import OP_ROWS, const_for, op_id, sample_domain
 
 SMOOTH = [s for s in OP_ROWS if s.smooth]
 

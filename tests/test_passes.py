@@ -10,7 +10,7 @@ from tapead.layout import reverse_reads
 from tapead.ops import OPS
 from tapead.passes import eliminate_dead_code, optimize
 
-from .conftest import assert_close, random_tapes
+from .helpers import assert_close, random_tapes
 
 
 def _results(tape, X, P, V):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import tapead
 
-from .conftest import random_tapes
+from .helpers import random_tapes
 
 
 def _logistic_growth(th, obs):

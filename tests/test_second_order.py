@@ -6,26 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tapead
+from bench.problems import arrowhead, banded, block_diagonal, rosenbrock
 from tapead import reference, sparsity
 from tapead.api import jacobian_mode
 
-from .conftest import OP_ROWS, assert_close, const_for, copysign_of_nan, one_op_tape, op_id, random_tapes, sample_domain
-
-
-def rosenbrock(x):
-    return np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def arrowhead(x):
-    return np.sum(x[0] * x[1:] ** 2) + np.sum(x**4)
-
-
-def block_diagonal(x, b=3):
-    return sum(np.prod(x[k : k + b]) for k in range(0, len(x), b))
-
-
-def banded(x, half_width=2):
-    return sum(x[i] * x[min(i + half_width, len(x) - 1)] * np.sin(x[i + 1]) for i in range(len(x) - 1))
+from .helpers import OP_ROWS, assert_close, const_for, copysign_of_nan, one_op_tape, op_id, random_tapes, sample_domain
 
 
 @given(tape=random_tapes(), seed=st.integers(0, 2**32 - 1))
@@ -174,7 +159,7 @@ def test_patterns_of_known_structures():
                          ids=["arrowhead", "block3", "tridiagonal"])
 def test_star_coloring_reaches_the_optimum_and_recovers_the_dense_hessian(f, n, optimum, rng):
     tape = tapead.record(f, n)
-    assert tape._hessian_coloring.n_colors == optimum
+    assert tape.stats()["colors"]["hessian"]["colors"] == optimum
     X = rng.normal(size=(6, n))
     (r, c), values = tape.sparse_hessian(X)
     H = tape.hessian(X)
@@ -188,14 +173,14 @@ def test_star_coloring_reaches_the_optimum_and_recovers_the_dense_hessian(f, n, 
 def test_banded_coloring_and_sparse_jacobian(rng):
     n = 20
     tape = tapead.record(banded, n)
-    colors = tape._hessian_coloring.n_colors
+    colors = tape.stats()["colors"]["hessian"]["colors"]
     assert colors <= 2 * 2 + 1  # never worse than distance-2 (2 * half_width + 1)
     X = rng.normal(size=(5, n))
     (r, c), values = tape.sparse_hessian(X)
     assert_close(values, tape.hessian(X)[:, r, c], rtol=1e-12, atol=1e-12)
     vec = tapead.record(lambda x: x[1:] * x[:-1] + np.sin(x[1:]), n)
     (r, c), values = vec.sparse_jacobian(X)
-    assert vec._jacobian_coloring.n_colors == 2
+    assert vec.stats()["colors"]["jacobian"]["colors"] == 2
     assert_close(values, vec.jacobian(X)[:, r, c])
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import tapead
 from tapead import sparsity
 
-from .conftest import assert_close, random_tapes
+from .helpers import assert_close, random_tapes
 
 # ---- the slow, obvious oracles: the per-instruction pattern, the path-walking greedy colorings ----
 
@@ -157,7 +157,7 @@ def test_sparse_results_equal_dense_ones_on_random_tapes(tape, seed):
 def test_a_dense_hessian_takes_the_fallback_and_still_recovers():
     n = 200  # the path-walking star coloring took minutes here
     tape = tapead.record(lambda x: np.sum(x) ** 2 + np.sum(np.sin(x) * np.sum(x)), n)
-    assert tape._hessian_coloring.stats() == {"nnz": n * n, "colors": n, "dense": True}
+    assert tape.stats()["colors"]["hessian"] == {"nnz": n * n, "colors": n, "dense": True}
     X = np.random.default_rng(1).normal(size=(2, n))
     (r, c), values = tape.sparse_hessian(X)
     assert_close(values, tape.hessian(X)[:, r, c])
@@ -166,7 +166,7 @@ def test_a_dense_hessian_takes_the_fallback_and_still_recovers():
 def test_a_dense_jacobian_or_a_full_row_takes_the_fallback():
     n = 200
     tape = tapead.record(lambda x: x * np.sum(x), n)
-    assert tape._jacobian_coloring.stats() == {"nnz": n * n, "colors": n, "dense": True}
+    assert tape.stats()["colors"]["jacobian"] == {"nnz": n * n, "colors": n, "dense": True}
     X = np.random.default_rng(2).normal(size=(2, n))
     (r, c), values = tape.sparse_jacobian(X)
     assert_close(values, tape.jacobian(X, mode="forward")[:, r, c])

@@ -8,7 +8,7 @@ import pytest
 import tapead
 from tapead import reference, tracer
 
-from .conftest import assert_close
+from .helpers import assert_close
 
 
 def check_against_numpy(f, n, X, rtol=1e-13):
