@@ -403,7 +403,7 @@ def load(path) -> Tape:
     Examples
     --------
     >>> import os, tempfile, numpy as np, tapead
-    >>> path = os.path.join(tempfile.mkdtemp(), "seed.tape")
+    >>> path = os.path.join(tempfile.mkdtemp(), "example.tape")
     >>> tapead.record(lambda x: np.log(x[0]) + x[0] * x[1] - np.sin(x[1]), 2).save(path)
     >>> tapead.load(path).gradient(np.array([2.0, 5.0])).tolist()
     [5.5, 1.7163378145367738]
