@@ -67,8 +67,8 @@ import numpy as np
 from numba import njit, prange
 
 from tapead.kernels import vmath
-from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
-                                  _load, _mz, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
+from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _prior,
+                                  _load, _zero_skip_mul, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
                                   _zero_flagged, ZERO)
 '''
 
@@ -161,8 +161,8 @@ def _term(kind: str, k: int, seed: str) -> str:
     return {
         "one": seed,
         "minus_one": f"-{seed}",
-        "const": f"_mz(c{k}, {seed})",
-        "point": f"_mz(d{k}[p], {seed})",
+        "const": f"_zero_skip_mul(c{k}, {seed})",
+        "point": f"_zero_skip_mul(d{k}[p], {seed})",
     }[kind]
 
 
@@ -198,12 +198,12 @@ def _tangent_branch(spec: OpSpec) -> list[str]:
     return lines
 
 
-def _old(k: int, d: str) -> str:
+def _before(k: int, d: str) -> str:
     # what operand k's adjoint row holds before this contribution: 0.0 where this instruction
     # is its first (flag bit k), instead of a separate pass zeroing the row (a call, so that
     # the row is loaded either way and the choice is a select: a load in one arm of an if
     # kept LLVM from vectorising: RK4 Lorenz value_and_gradient 3,490 ns/pt against 2,150-2,310 this way)
-    return f"_held(z{k}, v_bar[b{k}, {d}, p])"
+    return f"_prior(first{k}, v_bar[b{k}, {d}, p])"
 
 
 def _reverse_branch(spec: OpSpec) -> list[str]:
@@ -219,7 +219,7 @@ def _reverse_branch(spec: OpSpec) -> list[str]:
             lines.append(f"                if f & {1 << k}:")
             lines.append(f"                    _zero(v_bar, b{k}, r, m)")
         else:
-            lines.append(f"                z{k} = f & {1 << k}")
+            lines.append(f"                first{k} = f & {1 << k}")
     for k, kind in enumerate(kinds):
         if kind == "const":
             lines.append(f"                c{k} = {spec.partials[k]}")
@@ -233,8 +233,8 @@ def _reverse_branch(spec: OpSpec) -> list[str]:
         lines.append("                        z_bar = v_bar[zb, 0, p]")
         for k, kind in enumerate(kinds):
             if kind != "zero":
-                term = f"_mz({spec.partials[k]}, z_bar)" if k in slow else _term(kind, k, "z_bar")
-                lines.append(f"                        v_bar[b{k}, 0, p] = {_old(k, '0')} + {term}")
+                term = f"_zero_skip_mul({spec.partials[k]}, z_bar)" if k in slow else _term(kind, k, "z_bar")
+                lines.append(f"                        v_bar[b{k}, 0, p] = {_before(k, '0')} + {term}")
         # several directions: partials once per point, then every direction
         lines.append("                    return")
         lines.append("                for p in range(m):")
@@ -246,7 +246,7 @@ def _reverse_branch(spec: OpSpec) -> list[str]:
     lines.append("                        z_bar = v_bar[zb, d, p]")
     for k, kind in enumerate(kinds):
         if kind != "zero":
-            lines.append(f"                        v_bar[b{k}, d, p] = {_old(k, 'd')} + {_term(kind, k, 'z_bar')}")
+            lines.append(f"                        v_bar[b{k}, d, p] = {_before(k, 'd')} + {_term(kind, k, 'z_bar')}")
     return lines
 
 
@@ -271,18 +271,18 @@ def _hessian_branch(spec: OpSpec) -> list[str]:
     for k in live:
         if not _rowed(spec, spec.partials[k]):
             lines.append(f"                    d{k}[p] = {spec.partials[k]}")
-        lines.append(f"                    v_bar[b{k}, p] += _mz(d{k}[p], z_bar)")
+        lines.append(f"                    v_bar[b{k}, p] += _zero_skip_mul(d{k}[p], z_bar)")
     for (j, k), e in second.items():
-        lines.append(f"                    h{j}{k}[p] = _mz(z_bar, {f'h{j}{k}[p]' if _rowed(spec, e) else e})")
+        lines.append(f"                    h{j}{k}[p] = _zero_skip_mul(z_bar, {f'h{j}{k}[p]' if _rowed(spec, e) else e})")
     lines.append("                for d in range(q):")
     lines.append("                    for p in range(m):")
     lines.append("                        z_bar_dot = v_bar_dot[zb, d, p]")
     for k in live:
-        terms = [f"_mz(d{k}[p], z_bar_dot)"]
+        terms = [f"_zero_skip_mul(d{k}[p], z_bar_dot)"]
         for l in range(n):
             pair = (min(k, l), max(k, l))
             if pair in second:
-                terms.append(f"_mz(h{pair[0]}{pair[1]}[p], v_dot[a{l}, d, p])")
+                terms.append(f"_zero_skip_mul(h{pair[0]}{pair[1]}[p], v_dot[a{l}, d, p])")
         lines.append(f"                        v_bar_dot[b{k}, d, p] += {' + '.join(terms)}")
     return lines
 

@@ -34,8 +34,8 @@ import numpy as np
 from numba import njit, prange
 
 from tapead.kernels import vmath
-from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _held,
-                                  _load, _mz, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
+from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _prior,
+                                  _load, _zero_skip_mul, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
                                   _zero_flagged, ZERO)
 
 
@@ -655,6 +655,21 @@ def _where_value(v, a0, a1, a2, row, c, m):
         v[row, p] = y if x != 0.0 else w
 
 
+@njit(**CHEAP)
+def _stop_gradient_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        v[row, p] = x
+
+
+@njit(**CHEAP)
+def _zero_skip_mul_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = 0.0 if (x == 0.0 or y == 0.0) else x * y
+
+
 @njit(**INNER)
 def _const_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     for p in range(m):
@@ -702,7 +717,7 @@ def _mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d1[p] = x
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**CHEAP)
@@ -718,7 +733,7 @@ def _div_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d1[p] = -z / y
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**CHEAP)
@@ -752,7 +767,7 @@ def _mulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     c0 = c
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(c0, v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -775,7 +790,7 @@ def _divc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     c0 = 1.0 / c
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(c0, v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(c0, v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -788,7 +803,7 @@ def _rdivc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = -z / x
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -801,7 +816,7 @@ def _addmulc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     c1 = c
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = v_dot[a0, d, p] + _mz(c1, v_dot[a1, d, p])
+            v_dot[row, d, p] = v_dot[a0, d, p] + _zero_skip_mul(c1, v_dot[a1, d, p])
 
 
 @njit(**CHEAP)
@@ -814,7 +829,7 @@ def _square_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 2.0 * x
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -827,7 +842,7 @@ def _recip_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = -z * z
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -840,7 +855,7 @@ def _sqrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 0.5 / z
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -853,7 +868,7 @@ def _powc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = c * np.power(x, c - 1.0)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -869,7 +884,7 @@ def _pow_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d1[p] = 0.0 if z == 0.0 else z * np.log(x)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**INNER)
@@ -885,7 +900,7 @@ def _hypot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d1[p] = 0.0 if z == 0.0 else y / z
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**INNER)
@@ -897,7 +912,7 @@ def _exp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = z
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -910,7 +925,7 @@ def _exp2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = z * 0.6931471805599453
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -920,7 +935,7 @@ def _expm1_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     _expm1_d0(v[a0], v[row], d0, m)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -933,7 +948,7 @@ def _log_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / x
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -946,7 +961,7 @@ def _log2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / (x * 0.6931471805599453)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -959,7 +974,7 @@ def _log10_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / (x * 2.302585092994046)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -972,7 +987,7 @@ def _log1p_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / (1.0 + x)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -988,7 +1003,7 @@ def _logaddexp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d1[p] = np.exp(y - z)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**INNER)
@@ -998,7 +1013,7 @@ def _sigmoid_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     _sigmoid_d0(v[a0], v[row], d0, m)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1008,7 +1023,7 @@ def _softplus_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     _softplus_d0(v[a0], v[row], d0, m)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1018,7 +1033,7 @@ def _sin_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     _sin_d0(v[a0], v[row], d0, m)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1028,7 +1043,7 @@ def _cos_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     _cos_d0(v[a0], v[row], d0, m)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1041,7 +1056,7 @@ def _tan_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 + z * z
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1054,7 +1069,7 @@ def _arcsin_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1067,7 +1082,7 @@ def _arccos_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1080,7 +1095,7 @@ def _arctan_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / (1.0 + x * x)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1096,7 +1111,7 @@ def _arctan2_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d1[p] = -x / (x * x + y * y)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**INNER)
@@ -1109,7 +1124,7 @@ def _sinh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = np.cosh(x)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1122,7 +1137,7 @@ def _cosh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = np.sinh(x)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1132,7 +1147,7 @@ def _tanh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     _tanh_d0(v[a0], v[row], d0, m)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1145,7 +1160,7 @@ def _arcsinh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / np.hypot(x, 1.0)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1158,7 +1173,7 @@ def _arccosh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1171,7 +1186,7 @@ def _arctanh_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1184,7 +1199,7 @@ def _cbrt_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 1.0 / (3.0 * z * z)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1197,7 +1212,7 @@ def _erf_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     _erf_d0(v[a0], v[row], d0, m)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -1210,7 +1225,7 @@ def _erfc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     _erfc_d0(v[a0], v[row], d0, m)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -1223,7 +1238,7 @@ def _abs_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = np.sign(x)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -1237,7 +1252,7 @@ def _copysign_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -1297,7 +1312,7 @@ def _maximum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**CHEAP)
@@ -1313,7 +1328,7 @@ def _minimum_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d0[p], v_dot[a0, d, p]) + _mz(d1[p], v_dot[a1, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**CHEAP)
@@ -1437,44 +1452,71 @@ def _where_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         d2[p] = 0.0 if x != 0.0 else 1.0
     for d in range(q):
         for p in range(m):
-            v_dot[row, d, p] = _mz(d1[p], v_dot[a1, d, p]) + _mz(d2[p], v_dot[a2, d, p])
+            v_dot[row, d, p] = _zero_skip_mul(d1[p], v_dot[a1, d, p]) + _zero_skip_mul(d2[p], v_dot[a2, d, p])
+
+
+@njit(**CHEAP)
+def _stop_gradient_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    for p in range(m):
+        x = v[a0, p]
+        z = x
+        v[row, p] = z
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = 0.0
+
+
+@njit(**CHEAP)
+def _zero_skip_mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = 0.0 if (x == 0.0 or y == 0.0) else x * y
+        v[row, p] = z
+        d0[p] = y
+        d1[p] = x
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
 
 
 @njit(**CHEAP)
 def _add_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + z_bar
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + z_bar
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + z_bar
 
 
 @njit(**CHEAP)
 def _sub_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + -z_bar
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + z_bar
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + -z_bar
 
 
 @njit(**CHEAP)
 def _mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             y = v[a1, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(y, z_bar)
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(x, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(y, z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(x, z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1484,23 +1526,23 @@ def _mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**CHEAP)
 def _div_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     if r == 1:
         for p in range(m):
             y = v[a1, p]
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / y, z_bar)
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(-z / y, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / y, z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(-z / y, z_bar)
         return
     for p in range(m):
         y = v[a1, p]
@@ -1510,67 +1552,67 @@ def _div_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**CHEAP)
 def _neg_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
-    z0 = f & 1
+    first0 = f & 1
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + -z_bar
 
 
 @njit(**CHEAP)
 def _addc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
-    z0 = f & 1
+    first0 = f & 1
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + z_bar
 
 
 @njit(**CHEAP)
 def _mulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
-    z0 = f & 1
+    first0 = f & 1
     c0 = c
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(c0, z_bar)
 
 
 @njit(**CHEAP)
 def _rsubc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
-    z0 = f & 1
+    first0 = f & 1
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + -z_bar
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + -z_bar
 
 
 @njit(**CHEAP)
 def _divc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
-    z0 = f & 1
+    first0 = f & 1
     c0 = 1.0 / c
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(c0, z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(c0, z_bar)
 
 
 @njit(**CHEAP)
 def _rdivc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-z / x, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(-z / x, z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1579,30 +1621,30 @@ def _rdivc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**CHEAP)
 def _addmulc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     c1 = c
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + z_bar
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(c1, z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + z_bar
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(c1, z_bar)
 
 
 @njit(**CHEAP)
 def _square_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(2.0 * x, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(2.0 * x, z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1610,18 +1652,18 @@ def _square_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**CHEAP)
 def _recip_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-z * z, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(-z * z, z_bar)
         return
     for p in range(m):
         z = v[row, p]
@@ -1629,18 +1671,18 @@ def _recip_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**CHEAP)
 def _sqrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.5 / z, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(0.5 / z, z_bar)
         return
     for p in range(m):
         z = v[row, p]
@@ -1648,18 +1690,18 @@ def _sqrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _powc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(c * np.power(x, c - 1.0), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(c * np.power(x, c - 1.0), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1667,23 +1709,23 @@ def _powc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _pow_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             y = v[a1, p]
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if y == 0.0 else y * np.power(x, y - 1.0), z_bar)
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(0.0 if z == 0.0 else z * np.log(x), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(0.0 if y == 0.0 else y * np.power(x, y - 1.0), z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(0.0 if z == 0.0 else z * np.log(x), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1694,24 +1736,24 @@ def _pow_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**INNER)
 def _hypot_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             y = v[a1, p]
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if z == 0.0 else x / z, z_bar)
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(0.0 if z == 0.0 else y / z, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(0.0 if z == 0.0 else x / z, z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(0.0 if z == 0.0 else y / z, z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1722,19 +1764,19 @@ def _hypot_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**INNER)
 def _exp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(z, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(z, z_bar)
         return
     for p in range(m):
         z = v[row, p]
@@ -1742,18 +1784,18 @@ def _exp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _exp2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(z * 0.6931471805599453, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(z * 0.6931471805599453, z_bar)
         return
     for p in range(m):
         z = v[row, p]
@@ -1761,29 +1803,29 @@ def _exp2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _expm1_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     _expm1_d0(v[a0], v[row], d0, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _log_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / x, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / x, z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1791,18 +1833,18 @@ def _log_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _log2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (x * 0.6931471805599453), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / (x * 0.6931471805599453), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1810,18 +1852,18 @@ def _log2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _log10_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (x * 2.302585092994046), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / (x * 2.302585092994046), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1829,18 +1871,18 @@ def _log10_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _log1p_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (1.0 + x), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / (1.0 + x), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1848,23 +1890,23 @@ def _log1p_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _logaddexp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             y = v[a1, p]
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.exp(x - z), z_bar)
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(np.exp(y - z), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(np.exp(x - z), z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(np.exp(y - z), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1875,63 +1917,63 @@ def _logaddexp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**INNER)
 def _sigmoid_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     _sigmoid_d0(v[a0], v[row], d0, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _softplus_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     _softplus_d0(v[a0], v[row], d0, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _sin_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     _sin_d0(v[a0], v[row], d0, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _cos_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     _cos_d0(v[a0], v[row], d0, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _tan_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 + z * z, z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 + z * z, z_bar)
         return
     for p in range(m):
         z = v[row, p]
@@ -1939,18 +1981,18 @@ def _tan_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _arcsin_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1958,18 +2000,18 @@ def _arcsin_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _arccos_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(-1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(-1.0 / np.sqrt((1.0 - x) * (1.0 + x)), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1977,18 +2019,18 @@ def _arccos_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _arctan_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (1.0 + x * x), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / (1.0 + x * x), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -1996,22 +2038,22 @@ def _arctan_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _arctan2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             y = v[a1, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(y / (x * x + y * y), z_bar)
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(-x / (x * x + y * y), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(y / (x * x + y * y), z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(-x / (x * x + y * y), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2021,19 +2063,19 @@ def _arctan2_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**INNER)
 def _sinh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.cosh(x), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(np.cosh(x), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2041,18 +2083,18 @@ def _sinh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _cosh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.sinh(x), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(np.sinh(x), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2060,29 +2102,29 @@ def _cosh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _tanh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     _tanh_d0(v[a0], v[row], d0, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _arcsinh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.hypot(x, 1.0), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / np.hypot(x, 1.0), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2090,18 +2132,18 @@ def _arcsinh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _arccosh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / np.sqrt((x - 1.0) * (x + 1.0)), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / np.sqrt((x - 1.0) * (x + 1.0)), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2109,18 +2151,18 @@ def _arccosh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _arctanh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / ((1.0 - x) * (1.0 + x)), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / ((1.0 - x) * (1.0 + x)), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2128,18 +2170,18 @@ def _arctanh_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _cbrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             z = v[row, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 / (3.0 * z * z), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 / (3.0 * z * z), z_bar)
         return
     for p in range(m):
         z = v[row, p]
@@ -2147,40 +2189,40 @@ def _cbrt_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _erf_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     _erf_d0(v[a0], v[row], d0, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**INNER)
 def _erfc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     _erfc_d0(v[a0], v[row], d0, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**CHEAP)
 def _abs_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(np.sign(x), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(np.sign(x), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2188,13 +2230,13 @@ def _abs_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**CHEAP)
 def _copysign_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
-    z0 = f & 1
+    first0 = f & 1
     if f & 2:
         _zero(v_bar, b1, r, m)
     if r == 1:
@@ -2202,7 +2244,7 @@ def _copysign_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             x = v[a0, p]
             y = v[a1, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2211,22 +2253,22 @@ def _copysign_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
 
 
 @njit(**CHEAP)
 def _maximum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             y = v[a1, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 if x > y else (0.5 if x == y else 0.0), z_bar)
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if y > x else (0.5 if x == y else 0.0), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 if x > y else (0.5 if x == y else 0.0), z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(1.0 if y > x else (0.5 if x == y else 0.0), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2236,23 +2278,23 @@ def _maximum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**CHEAP)
 def _minimum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d0 = dd[0]
     d1 = dd[1]
-    z0 = f & 1
-    z1 = f & 2
+    first0 = f & 1
+    first1 = f & 2
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             y = v[a1, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _held(z0, v_bar[b0, 0, p]) + _mz(1.0 if x < y else (0.5 if x == y else 0.0), z_bar)
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if y < x else (0.5 if x == y else 0.0), z_bar)
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(1.0 if x < y else (0.5 if x == y else 0.0), z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(1.0 if y < x else (0.5 if x == y else 0.0), z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2262,8 +2304,8 @@ def _minimum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b0, d, p] = _held(z0, v_bar[b0, d, p]) + _mz(d0[p], z_bar)
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**CHEAP)
@@ -2272,14 +2314,14 @@ def _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d2 = dd[2]
     if f & 1:
         _zero(v_bar, b0, r, m)
-    z1 = f & 2
-    z2 = f & 4
+    first1 = f & 2
+    first2 = f & 4
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             z_bar = v_bar[zb, 0, p]
-            v_bar[b1, 0, p] = _held(z1, v_bar[b1, 0, p]) + _mz(1.0 if x != 0.0 else 0.0, z_bar)
-            v_bar[b2, 0, p] = _held(z2, v_bar[b2, 0, p]) + _mz(0.0 if x != 0.0 else 1.0, z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(1.0 if x != 0.0 else 0.0, z_bar)
+            v_bar[b2, 0, p] = _prior(first2, v_bar[b2, 0, p]) + _zero_skip_mul(0.0 if x != 0.0 else 1.0, z_bar)
         return
     for p in range(m):
         x = v[a0, p]
@@ -2288,8 +2330,34 @@ def _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
-            v_bar[b1, d, p] = _held(z1, v_bar[b1, d, p]) + _mz(d1[p], z_bar)
-            v_bar[b2, d, p] = _held(z2, v_bar[b2, d, p]) + _mz(d2[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
+            v_bar[b2, d, p] = _prior(first2, v_bar[b2, d, p]) + _zero_skip_mul(d2[p], z_bar)
+
+
+@njit(**CHEAP)
+def _zero_skip_mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    first0 = f & 1
+    first1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(y, z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(x, z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        d0[p] = y
+        d1[p] = x
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
 
 
 @njit(**CHEAP)
@@ -2299,14 +2367,14 @@ def _add_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
     for p in range(m):
         z_bar = v_bar[zb, p]
         d0[p] = 1.0
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = 1.0
-        v_bar[b1, p] += _mz(d1[p], z_bar)
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -2316,14 +2384,14 @@ def _sub_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
     for p in range(m):
         z_bar = v_bar[zb, p]
         d0[p] = 1.0
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = -1.0
-        v_bar[b1, p] += _mz(d1[p], z_bar)
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -2336,15 +2404,15 @@ def _mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
         y = v[a1, p]
         z_bar = v_bar[zb, p]
         d0[p] = y
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = x
-        v_bar[b1, p] += _mz(d1[p], z_bar)
-        h01[p] = _mz(z_bar, 1.0)
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        h01[p] = _zero_skip_mul(z_bar, 1.0)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h01[p], v_dot[a1, d, p])
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -2358,16 +2426,16 @@ def _div_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / y
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = -z / y
-        v_bar[b1, p] += _mz(d1[p], z_bar)
-        h01[p] = _mz(z_bar, -1.0 / (y * y))
-        h11[p] = _mz(z_bar, 2.0 * z / (y * y))
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        h01[p] = _zero_skip_mul(z_bar, -1.0 / (y * y))
+        h11[p] = _zero_skip_mul(z_bar, 2.0 * z / (y * y))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h01[p], v_dot[a1, d, p])
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p]) + _zero_skip_mul(h11[p], v_dot[a1, d, p])
 
 
 @njit(**CHEAP)
@@ -2376,11 +2444,11 @@ def _neg_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
     for p in range(m):
         z_bar = v_bar[zb, p]
         d0[p] = -1.0
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -2389,11 +2457,11 @@ def _addc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
     for p in range(m):
         z_bar = v_bar[zb, p]
         d0[p] = 1.0
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -2402,11 +2470,11 @@ def _mulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
     for p in range(m):
         z_bar = v_bar[zb, p]
         d0[p] = c
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -2415,11 +2483,11 @@ def _rsubc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
     for p in range(m):
         z_bar = v_bar[zb, p]
         d0[p] = -1.0
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -2428,11 +2496,11 @@ def _divc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
     for p in range(m):
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / c
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -2444,12 +2512,12 @@ def _rdivc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = -z / x
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, 2.0 * z / (x * x))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, 2.0 * z / (x * x))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -2459,14 +2527,14 @@ def _addmulc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
     for p in range(m):
         z_bar = v_bar[zb, p]
         d0[p] = 1.0
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = c
-        v_bar[b1, p] += _mz(d1[p], z_bar)
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -2477,12 +2545,12 @@ def _square_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row,
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 2.0 * x
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, 2.0)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, 2.0)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -2493,12 +2561,12 @@ def _recip_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = -z * z
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, 2.0 * z * z * z)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, 2.0 * z * z * z)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -2509,12 +2577,12 @@ def _sqrt_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = 0.5 / z
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -0.25 / (z * z * z))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -0.25 / (z * z * z))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2525,12 +2593,12 @@ def _powc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = c * np.power(x, c - 1.0)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, c * (c - 1.0) * np.power(x, c - 2.0))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, c * (c - 1.0) * np.power(x, c - 2.0))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2546,17 +2614,17 @@ def _pow_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = 0.0 if z == 0.0 else z * np.log(x)
-        v_bar[b1, p] += _mz(d1[p], z_bar)
-        h00[p] = _mz(z_bar, 0.0 if y == 0.0 else y * (y - 1.0) * np.power(x, y - 2.0))
-        h01[p] = _mz(z_bar, 0.0 if y == 0.0 else np.power(x, y - 1.0) * (1.0 + y * np.log(x)))
-        h11[p] = _mz(z_bar, 0.0 if z == 0.0 else z * np.log(x) * np.log(x))
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, 0.0 if y == 0.0 else y * (y - 1.0) * np.power(x, y - 2.0))
+        h01[p] = _zero_skip_mul(z_bar, 0.0 if y == 0.0 else np.power(x, y - 1.0) * (1.0 + y * np.log(x)))
+        h11[p] = _zero_skip_mul(z_bar, 0.0 if z == 0.0 else z * np.log(x) * np.log(x))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p]) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p]) + _zero_skip_mul(h11[p], v_dot[a1, d, p])
 
 
 @njit(**INNER)
@@ -2572,17 +2640,17 @@ def _hypot_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = 0.0 if z == 0.0 else x / z
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = 0.0 if z == 0.0 else y / z
-        v_bar[b1, p] += _mz(d1[p], z_bar)
-        h00[p] = _mz(z_bar, 0.0 if z == 0.0 else y * y / (z * z * z))
-        h01[p] = _mz(z_bar, 0.0 if z == 0.0 else -x * y / (z * z * z))
-        h11[p] = _mz(z_bar, 0.0 if z == 0.0 else x * x / (z * z * z))
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, 0.0 if z == 0.0 else y * y / (z * z * z))
+        h01[p] = _zero_skip_mul(z_bar, 0.0 if z == 0.0 else -x * y / (z * z * z))
+        h11[p] = _zero_skip_mul(z_bar, 0.0 if z == 0.0 else x * x / (z * z * z))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p]) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p]) + _zero_skip_mul(h11[p], v_dot[a1, d, p])
 
 
 @njit(**INNER)
@@ -2593,12 +2661,12 @@ def _exp_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = z
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, z)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, z)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2609,12 +2677,12 @@ def _exp2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = z * 0.6931471805599453
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, z * 0.4804530139182014)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, z * 0.4804530139182014)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2625,12 +2693,12 @@ def _expm1_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
     _expm1_h00(v[a0], v[row], h00, m)
     for p in range(m):
         z_bar = v_bar[zb, p]
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, h00[p])
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, h00[p])
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2641,12 +2709,12 @@ def _log_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / x
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -1.0 / (x * x))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -1.0 / (x * x))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2657,12 +2725,12 @@ def _log2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / (x * 0.6931471805599453)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -1.0 / (x * x * 0.6931471805599453))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -1.0 / (x * x * 0.6931471805599453))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2673,12 +2741,12 @@ def _log10_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / (x * 2.302585092994046)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -1.0 / (x * x * 2.302585092994046))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -1.0 / (x * x * 2.302585092994046))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2689,12 +2757,12 @@ def _log1p_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / (1.0 + x)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -1.0 / ((1.0 + x) * (1.0 + x)))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -1.0 / ((1.0 + x) * (1.0 + x)))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2710,17 +2778,17 @@ def _logaddexp_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, r
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = np.exp(x - z)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = np.exp(y - z)
-        v_bar[b1, p] += _mz(d1[p], z_bar)
-        h00[p] = _mz(z_bar, np.exp(x - z) * np.exp(y - z))
-        h01[p] = _mz(z_bar, -np.exp(x - z) * np.exp(y - z))
-        h11[p] = _mz(z_bar, np.exp(x - z) * np.exp(y - z))
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, np.exp(x - z) * np.exp(y - z))
+        h01[p] = _zero_skip_mul(z_bar, -np.exp(x - z) * np.exp(y - z))
+        h11[p] = _zero_skip_mul(z_bar, np.exp(x - z) * np.exp(y - z))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p]) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p]) + _zero_skip_mul(h11[p], v_dot[a1, d, p])
 
 
 @njit(**INNER)
@@ -2731,12 +2799,12 @@ def _sigmoid_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
     _sigmoid_h00(v[a0], v[row], h00, m)
     for p in range(m):
         z_bar = v_bar[zb, p]
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, h00[p])
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, h00[p])
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2747,12 +2815,12 @@ def _softplus_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, ro
     _softplus_h00(v[a0], v[row], h00, m)
     for p in range(m):
         z_bar = v_bar[zb, p]
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, h00[p])
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, h00[p])
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2763,12 +2831,12 @@ def _sin_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
     for p in range(m):
         z = v[row, p]
         z_bar = v_bar[zb, p]
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -z)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -z)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2779,12 +2847,12 @@ def _cos_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
     for p in range(m):
         z = v[row, p]
         z_bar = v_bar[zb, p]
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -z)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -z)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2795,12 +2863,12 @@ def _tan_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 + z * z
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, 2.0 * z * (1.0 + z * z))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, 2.0 * z * (1.0 + z * z))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2811,12 +2879,12 @@ def _arcsin_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row,
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x))))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x))))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2827,12 +2895,12 @@ def _arccos_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row,
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = -1.0 / np.sqrt((1.0 - x) * (1.0 + x))
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x))))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -x / ((1.0 - x) * (1.0 + x) * np.sqrt((1.0 - x) * (1.0 + x))))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2843,12 +2911,12 @@ def _arctan_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row,
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / (1.0 + x * x)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -2.0 * x / ((1.0 + x * x) * (1.0 + x * x)))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -2.0 * x / ((1.0 + x * x) * (1.0 + x * x)))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2863,17 +2931,17 @@ def _arctan2_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
         y = v[a1, p]
         z_bar = v_bar[zb, p]
         d0[p] = y / (x * x + y * y)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = -x / (x * x + y * y)
-        v_bar[b1, p] += _mz(d1[p], z_bar)
-        h00[p] = _mz(z_bar, -2.0 * x * y / ((x * x + y * y) * (x * x + y * y)))
-        h01[p] = _mz(z_bar, (x * x - y * y) / ((x * x + y * y) * (x * x + y * y)))
-        h11[p] = _mz(z_bar, 2.0 * x * y / ((x * x + y * y) * (x * x + y * y)))
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -2.0 * x * y / ((x * x + y * y) * (x * x + y * y)))
+        h01[p] = _zero_skip_mul(z_bar, (x * x - y * y) / ((x * x + y * y) * (x * x + y * y)))
+        h11[p] = _zero_skip_mul(z_bar, 2.0 * x * y / ((x * x + y * y) * (x * x + y * y)))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p]) + _mz(h01[p], v_dot[a1, d, p])
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot) + _mz(h01[p], v_dot[a0, d, p]) + _mz(h11[p], v_dot[a1, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p]) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p]) + _zero_skip_mul(h11[p], v_dot[a1, d, p])
 
 
 @njit(**INNER)
@@ -2885,12 +2953,12 @@ def _sinh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = np.cosh(x)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, z)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, z)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2902,12 +2970,12 @@ def _cosh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = np.sinh(x)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, z)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, z)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2918,12 +2986,12 @@ def _tanh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
     _tanh_h00(v[a0], v[row], h00, m)
     for p in range(m):
         z_bar = v_bar[zb, p]
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, h00[p])
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, h00[p])
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2934,12 +3002,12 @@ def _arcsinh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / np.hypot(x, 1.0)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -x / (np.hypot(x, 1.0) * np.hypot(x, 1.0) * np.hypot(x, 1.0)))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -x / (np.hypot(x, 1.0) * np.hypot(x, 1.0) * np.hypot(x, 1.0)))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2950,12 +3018,12 @@ def _arccosh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / np.sqrt((x - 1.0) * (x + 1.0))
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -x / ((x - 1.0) * (x + 1.0) * np.sqrt((x - 1.0) * (x + 1.0))))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -x / ((x - 1.0) * (x + 1.0) * np.sqrt((x - 1.0) * (x + 1.0))))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2966,12 +3034,12 @@ def _arctanh_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / ((1.0 - x) * (1.0 + x))
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, 2.0 * x / ((1.0 - x) * (1.0 + x) * (1.0 - x) * (1.0 + x)))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, 2.0 * x / ((1.0 - x) * (1.0 + x) * (1.0 - x) * (1.0 + x)))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2982,12 +3050,12 @@ def _cbrt_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
         z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 / (3.0 * z * z)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, -2.0 / (9.0 * z * z * z * z * z))
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, -2.0 / (9.0 * z * z * z * z * z))
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -2998,12 +3066,12 @@ def _erf_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
     _erf_h00(v[a0], v[row], h00, m)
     for p in range(m):
         z_bar = v_bar[zb, p]
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, h00[p])
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, h00[p])
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**INNER)
@@ -3014,12 +3082,12 @@ def _erfc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, z
     _erfc_h00(v[a0], v[row], h00, m)
     for p in range(m):
         z_bar = v_bar[zb, p]
-        v_bar[b0, p] += _mz(d0[p], z_bar)
-        h00[p] = _mz(z_bar, h00[p])
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        h00[p] = _zero_skip_mul(z_bar, h00[p])
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot) + _mz(h00[p], v_dot[a0, d, p])
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h00[p], v_dot[a0, d, p])
 
 
 @njit(**CHEAP)
@@ -3029,11 +3097,11 @@ def _abs_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d0[p] = np.sign(x)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -3044,11 +3112,11 @@ def _copysign_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, ro
         y = v[a1, p]
         z_bar = v_bar[zb, p]
         d0[p] = 0.0 if x == 0.0 else np.copysign(1.0, x) * np.copysign(1.0, y)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -3060,14 +3128,14 @@ def _maximum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
         y = v[a1, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 if x > y else (0.5 if x == y else 0.0)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = 1.0 if y > x else (0.5 if x == y else 0.0)
-        v_bar[b1, p] += _mz(d1[p], z_bar)
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -3079,14 +3147,14 @@ def _minimum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row
         y = v[a1, p]
         z_bar = v_bar[zb, p]
         d0[p] = 1.0 if x < y else (0.5 if x == y else 0.0)
-        v_bar[b0, p] += _mz(d0[p], z_bar)
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
         d1[p] = 1.0 if y < x else (0.5 if x == y else 0.0)
-        v_bar[b1, p] += _mz(d1[p], z_bar)
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b0, d, p] += _mz(d0[p], z_bar_dot)
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot)
 
 
 @njit(**CHEAP)
@@ -3097,14 +3165,35 @@ def _where_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, 
         x = v[a0, p]
         z_bar = v_bar[zb, p]
         d1[p] = 1.0 if x != 0.0 else 0.0
-        v_bar[b1, p] += _mz(d1[p], z_bar)
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
         d2[p] = 0.0 if x != 0.0 else 1.0
-        v_bar[b2, p] += _mz(d2[p], z_bar)
+        v_bar[b2, p] += _zero_skip_mul(d2[p], z_bar)
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
-            v_bar_dot[b1, d, p] += _mz(d1[p], z_bar_dot)
-            v_bar_dot[b2, d, p] += _mz(d2[p], z_bar_dot)
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot)
+            v_bar_dot[b2, d, p] += _zero_skip_mul(d2[p], z_bar_dot)
+
+
+@njit(**CHEAP)
+def _zero_skip_mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    h01 = dd[4]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = y
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        d1[p] = x
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        h01[p] = _zero_skip_mul(z_bar, 1.0)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p])
 
 
 @njit(**FLAGS)
@@ -3256,6 +3345,10 @@ def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, o
                 _lnot_value(v, a0, a1, a2, row, c, m)
             elif o == 63:  # where
                 _where_value(v, a0, a1, a2, row, c, m)
+            elif o == 64:  # stop_gradient
+                _stop_gradient_value(v, a0, a1, a2, row, c, m)
+            elif o == 65:  # zero_skip_mul
+                _zero_skip_mul_value(v, a0, a1, a2, row, c, m)
         for j in range(outputs.shape[0]):
             s = res[outputs[j]]
             for p in range(m):
@@ -3410,6 +3503,10 @@ def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _lnot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 63:  # where
                 _where_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
+            elif o == 64:  # stop_gradient
+                _stop_gradient_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
+            elif o == 65:  # zero_skip_mul
+                _zero_skip_mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
         for j in range(outputs.shape[0]):
             s = res[outputs[j]]
             for p in range(m):
@@ -3582,6 +3679,10 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _lnot_value(v, a0, a1, a2, row, c, m)
             elif o == 63:  # where
                 _where_value(v, a0, a1, a2, row, c, m)
+            elif o == 64:  # stop_gradient
+                _stop_gradient_value(v, a0, a1, a2, row, c, m)
+            elif o == 65:  # zero_skip_mul
+                _zero_skip_mul_value(v, a0, a1, a2, row, c, m)
         for j in range(n_out):
             s = res[outputs[j]]
             for p in range(m):
@@ -3708,6 +3809,8 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _minimum_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 63:  # where
                 _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
+            elif o == 65:  # zero_skip_mul
+                _zero_skip_mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             else:  # no partial is nonzero (a comparison, say)
                 _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
         if reduce:
@@ -3874,6 +3977,10 @@ def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _lnot_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 63:  # where
                 _where_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
+            elif o == 64:  # stop_gradient
+                _stop_gradient_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
+            elif o == 65:  # zero_skip_mul
+                _zero_skip_mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
         for j in range(n_out):
             s = res[outputs[j]]
             for p in range(m):
@@ -3999,6 +4106,8 @@ def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _minimum_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 63:  # where
                 _where_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
+            elif o == 65:  # zero_skip_mul
+                _zero_skip_mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
         for j in range(n_in):
             used = (flags[j] & 8) == 0
             s = bres[j]

@@ -28,7 +28,7 @@ ZERO, ONE = np.int64(0), np.int64(1)
 
 
 @njit(inline="always", **FLAGS)
-def _mz(a, b):
+def _zero_skip_mul(a, b):
     # a * b with 0 * inf = 0 * nan = 0: the zero-skipping product
     return a * b if (a != 0.0 and b != 0.0) else 0.0
 
@@ -127,8 +127,8 @@ def _zero(v_bar, b, r, m):
 
 
 @njit(inline="always", **FLAGS)
-def _held(first, old):
-    # an adjoint row's value before a contribution: 0.0 at its first one (see _old)
+def _prior(first, old):
+    # an adjoint row's value before a contribution: 0.0 at its first one (see _before)
     return 0.0 if first else old
 
 
@@ -204,10 +204,10 @@ def _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, z_bar, e, r, m)
         for d in range(r):
             for p in range(m):
                 z = z_bar[d, p]
-                v_bar[b0, d, p] += _mz(c0, z)
-                v_bar[b1, d, p] += _mz(c1, z)
-                v_bar[b2, d, p] += _mz(c2, z)
-                v_bar[b3, d, p] += _mz(c3, z)
+                v_bar[b0, d, p] += _zero_skip_mul(c0, z)
+                v_bar[b1, d, p] += _zero_skip_mul(c1, z)
+                v_bar[b2, d, p] += _zero_skip_mul(c2, z)
+                v_bar[b3, d, p] += _zero_skip_mul(c3, z)
         j -= 4
     for k in range(j, h, -1):
         if flags[k] & 2:
@@ -216,7 +216,7 @@ def _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, z_bar, e, r, m)
         c0 = const[k]
         for d in range(r):
             for p in range(m):
-                v_bar[b0, d, p] += _mz(c0, z_bar[d, p])
+                v_bar[b0, d, p] += _zero_skip_mul(c0, z_bar[d, p])
     f = flags[h]
     if f & 1:
         _zero(v_bar, barg0[h], r, m)
@@ -225,7 +225,7 @@ def _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, z_bar, e, r, m)
     if op[h] == CHAIN_MULC:
         for d in range(r):
             for p in range(m):
-                v_bar[b0, d, p] += _mz(c0, z_bar[d, p])
+                v_bar[b0, d, p] += _zero_skip_mul(c0, z_bar[d, p])
         return
     if f & 2:
         _zero(v_bar, barg1[h], r, m)
@@ -234,7 +234,7 @@ def _chain_adjoints(op, barg0, barg1, bres, const, flags, v_bar, z_bar, e, r, m)
         for p in range(m):
             z = z_bar[d, p] + 0.0
             v_bar[b0, d, p] += z
-            v_bar[b1, d, p] += _mz(c0, z)
+            v_bar[b1, d, p] += _zero_skip_mul(c0, z)
 
 
 @njit(inline="always", **FLAGS)

@@ -9,6 +9,7 @@ See README.md and docs/design.md.
 from typing import TYPE_CHECKING
 
 from tapead.api import Tape, load, optimize, record
+from tapead.custom import custom_derivative
 from tapead.tape import TapeError, validate
 from tapead.tracer import FUNCTIONS, FrozenRandomWarning, TracedArray, Var, asarray
 
@@ -85,11 +86,13 @@ if TYPE_CHECKING:  # the names globals().update(FUNCTIONS) sets, for static tool
     softplus = FUNCTIONS["softplus"]
     sqrt = FUNCTIONS["sqrt"]
     square = FUNCTIONS["square"]
+    stop_gradient = FUNCTIONS["stop_gradient"]
     sub = FUNCTIONS["sub"]
     subtract = FUNCTIONS["subtract"]
     tan = FUNCTIONS["tan"]
     tanh = FUNCTIONS["tanh"]
     where = FUNCTIONS["where"]
+    zero_skip_mul = FUNCTIONS["zero_skip_mul"]
 
 __all__ = [
     "FrozenRandomWarning",
@@ -98,6 +101,7 @@ __all__ = [
     "TracedArray",
     "Var",
     "asarray",
+    "custom_derivative",
     "load",
     "optimize",
     "record",
@@ -171,11 +175,13 @@ __all__ = [
     "softplus",
     "sqrt",
     "square",
+    "stop_gradient",
     "sub",
     "subtract",
     "tan",
     "tanh",
     "where",
+    "zero_skip_mul",
 ]
 # ---- end of the generated names ----
 __version__ = "0.1.0"

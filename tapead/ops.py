@@ -73,7 +73,7 @@ _NUMBER_KINDS = {"0.0": "zero", "1.0": "one", "-1.0": "minus_one"}
 def zero_skip_mul(a, b):
     """The sweeps' zero-skipping product: 0 when either factor is 0, even against inf or NaN, so
     that the unselected branch of a ``where`` never turns a derivative into NaN (docs/design.md,
-    "Zero skipping"). The kernels' own is ``_mz`` in kernels/tiles.py."""
+    "Zero skipping"). The kernels' own is ``_zero_skip_mul`` in kernels/tiles.py."""
     return 0.0 if a == 0.0 or b == 0.0 else a * b
 
 
@@ -126,6 +126,8 @@ class OpSpec:
     # optimizer may fold it on constants; transcendentals are not (libm and numpy differ)
     exact: bool = False
     commutative: bool = False  # op(x, y) == op(y, x) bit for bit, partials swapped
+    # the partials are 0 by definition, not the primal's derivative (stop_gradient)
+    stops_derivative: bool = False
     twin: str = ""
     sympy: str = ""
     aliases: tuple[str, ...] = ()
@@ -372,6 +374,14 @@ def _rows() -> list[OpSpec]:
         S("where", 3, "y if x != 0.0 else w",
           ("0.0", "1.0 if x != 0.0 else 0.0", "0.0 if x != 0.0 else 1.0"),
           ZERO6, "where({x}, {y}, {w})", ((-1.0, 1.0), _R, _R), False, exact=True),
+        # stop_gradient(x): the value x with derivative 0 (what tapead.custom_derivative builds on)
+        S("stop_gradient", 1, "x", ("0.0",), ("0.0",), "stop {x}", (_R,), False, "derivative 0", exact=True,
+          stops_derivative=True, twin="np.positive(x)"),
+        # x * y with 0 * inf = 0 * nan = 0: the reverse sweep's product of a partial and an
+        # adjoint, as a tape of a gradient (tapead.transform) records it
+        S("zero_skip_mul", 2, "0.0 if (x == 0.0 or y == 0.0) else x * y", ("y", "x"), ("0.0", "1.0", "0.0"),
+          "zero_skip_mul({x}, {y})", (_R, _R), exact=True, commutative=True, sympy="x*y",
+          twin="np.where((x == 0.0) | (y == 0.0), 0.0, x * y)"),
     ]
 
 

@@ -30,7 +30,7 @@ def _central(spec, fn, point, c, k):
     return (_eval(spec, fn, up, c) - _eval(spec, fn, down, c)) / (2 * h)
 
 
-@pytest.mark.parametrize("spec", OP_ROWS, ids=op_id)
+@pytest.mark.parametrize("spec", [s for s in OP_ROWS if not s.stops_derivative], ids=op_id)
 def test_partials_match_finite_differences(spec, rng):
     primal = spec.primal_function
     partials = _fns(spec, spec.partials)
