@@ -39,7 +39,7 @@ import numpy as np
 from tapead import passes
 from tapead.api import Tape
 from tapead.ops import CONST, INPUT, OPS, PARAM, numpy_function
-from tapead.tape import INDEX_DTYPE, TapeData, format_const, format_tape, slot_name
+from tapead.tape import INDEX_DTYPE, TapeData, format_const, format_tape, slot_name, validate
 from tapead.tracer import CONDITIONS, GUARDS, Var, _user_frame, holds_traced, trace
 
 __all__ = ["Guard", "Path", "GuardedTape", "BranchError", "record_guarded", "DEFAULT_MAX_PATHS"]
@@ -77,28 +77,42 @@ class Guard:
 class Path:
     """One branch of ``f``: its tape, its guards and the point it was recorded at.
 
-    ``checks`` computes the guards' tested values at many points (the path's tape with the
-    guards as outputs, dead code removed); None when the path has no guards.
+    ``with_guards`` is ``tape`` with the guards' tested values as extra outputs after its own:
+    a sweep of it evaluates the points and checks them in one go. ``checks`` computes the
+    tested values alone (dead code removed, on the inputs ``columns`` it reads; None: all).
+    Both are None when the path has no guards.
     """
 
     tape: Tape
     guards: tuple[Guard, ...]
     at: np.ndarray
     at_params: np.ndarray
+    with_guards: Tape | None
     checks: Tape | None
+    columns: np.ndarray | None
 
-    def agrees(self, X: np.ndarray, P: np.ndarray) -> np.ndarray:
-        """Per point of X (N, n) (and P (N, k) or (1, k)): whether every guard has its outcome."""
+    def takes(self, G: np.ndarray) -> np.ndarray:
+        """Per row of tested values G (N, guards): whether every guard has its outcome."""
+        taken = np.array([g.taken for g in self.guards], dtype=bool)
+        return ((G != 0.0) == taken).all(axis=1)  # NaN counts as true, as in Python
+
+    def agrees(self, X: np.ndarray, P: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per point of X (N, n) (and P (N, k) or (1, k)), or of its ``rows`` only: whether every
+        guard has its outcome. Only the columns the guards read are gathered."""
         if self.checks is None:
-            return np.ones(X.shape[0], dtype=bool)
-        taken = np.array([g.taken for g in self.guards])
-        return ((self.checks._primal(X, P) != 0.0) == taken).all(axis=1)  # NaN counts as true, as in Python
+            return np.ones(X.shape[0] if rows is None else rows.size, dtype=bool)
+        if rows is not None:
+            X = X[rows] if self.columns is None else X[np.ix_(rows, self.columns)]
+        elif self.columns is not None:
+            X = X[:, self.columns]
+        return self.takes(self.checks._primal(X, P))
 
     def first_disagreement(self, x: np.ndarray, p: np.ndarray) -> Guard | None:
         """The first guard whose outcome at the one point x differs, or None."""
         if self.checks is None:
             return None
-        tested = self.checks._primal(x.reshape(1, -1), p.reshape(1, -1))[0] != 0.0
+        x = x.reshape(1, -1)
+        tested = self.checks._primal(x if self.columns is None else x[:, self.columns], p.reshape(1, -1))[0] != 0.0
         return next((g for g, t in zip(self.guards, tested) if t != g.taken), None)
 
     def describe(self) -> str:
@@ -206,11 +220,37 @@ def _record_path(f: Callable, n: int, n_params: int, source_lines: bool, optimiz
     tape = Tape.from_data(replace(both, outputs=both.outputs[:m].copy(), out_shape=data.out_shape))
     slots = both.outputs[m:].tolist()
     guards = tuple(Guard(s, _guard_text(tape, s), *seen[t]) for s, t in zip(slots, tested))
-    checks = None
-    if guards:
-        checks = Tape.from_data(passes.optimize(replace(both, outputs=np.array(slots, dtype=INDEX_DTYPE),
-                                                        out_shape=(len(slots),))))
-    return Path(tape, guards, _readonly(x0), _readonly(p0), checks)
+    if not guards:
+        return Path(tape, guards, _readonly(x0), _readonly(p0), None, None, None)
+    checks, columns = _on_inputs_read(passes.optimize(replace(both, outputs=np.array(slots, dtype=INDEX_DTYPE),
+                                                              out_shape=(len(slots),))))
+    return Path(tape, guards, _readonly(x0), _readonly(p0), Tape.from_data(both), Tape.from_data(checks), columns)
+
+
+def _on_inputs_read(tape: TapeData) -> tuple[TapeData, np.ndarray | None]:
+    """``tape`` over only the inputs it reads (at least one), and their columns (None: all).
+
+    A guard on x[0] of a 50-input function then reads one column of X, not the whole of it.
+    """
+    n, n_slots = tape.n_in, tape.n_slots
+    arity = np.array([spec.arity for spec in OPS])[tape.op]
+    read = np.zeros(n_slots, dtype=bool)
+    for k, arg in enumerate((tape.arg0, tape.arg1, tape.arg2)):
+        read[arg[arity > k]] = True
+    read[tape.outputs] = True
+    columns = np.flatnonzero(read[:n])
+    if columns.size == n:
+        return tape, None
+    columns = columns if columns.size else np.array([0])
+    k = columns.size
+    new = np.full(n_slots + 1, -1, dtype=INDEX_DTYPE)  # entry -1 (the last) maps an unused operand to -1
+    new[columns] = np.arange(k)
+    new[n:n_slots] = np.arange(k, k + n_slots - n)
+    keep = np.concatenate([columns, np.arange(n, n_slots)])
+    return validate(TapeData(
+        op=tape.op[keep], arg0=new[tape.arg0[keep]], arg1=new[tape.arg1[keep]], arg2=new[tape.arg2[keep]],
+        const=tape.const[keep], outputs=new[tape.outputs], n_in=k, n_params=tape.n_params,
+        out_shape=tape.out_shape)), columns
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -236,6 +276,7 @@ class _Branches:
         self.max_paths = max_paths
         self.paths: list[Path] = [root]
         self.lock = threading.Lock()
+        self.optimistic = True  # whether most points took the first path last time (GuardedTape._first_path)
 
     def add(self, x: np.ndarray, p: np.ndarray, known: int) -> Path:
         """The path of point x (p): one added by another thread since ``known`` paths, or a new recording."""
@@ -304,7 +345,7 @@ class GuardedTape(Tape):
         groups: list[tuple[Path, np.ndarray]] = []
         rest = None  # None: every point
         for path in known:
-            ok = path.agrees(X if rest is None else X[rest], P if rest is None else _rows(P, p_step, rest))
+            ok = path.agrees(X, P if rest is None else _rows(P, p_step, rest), rest)
             if rest is None and ok.all():
                 return [(path, None, X, P, progress)]
             rest = np.arange(N) if rest is None else rest
@@ -316,14 +357,14 @@ class GuardedTape(Tape):
         while rest is not None and rest.size:
             k = int(rest[0])
             path = b.add(X[k], P[k * p_step], len(known))
-            ok = path.agrees(X[rest], _rows(P, p_step, rest))
+            ok = path.agrees(X, _rows(P, p_step, rest), rest)
             ok[0] = True  # recorded at this point: it takes this path (whatever the last bit of its guards)
             groups.append((path, rest[ok]))
             rest = rest[~ok]
         parts, done = [], 0
         for path, idx in sorted(groups, key=lambda g: g[1][0]):
             step = None if progress is None else (lambda d, _n, before=done: progress(before + d, N))
-            parts.append((path, idx, X[idx], _rows(P, p_step, idx), step))
+            parts.append((path, idx, np.take(X, idx, axis=0), _rows(P, p_step, idx), step))
             done += idx.size
         return parts
 
@@ -340,39 +381,75 @@ class GuardedTape(Tape):
 
     # ---- the sweeps, per path ----
 
-    def _primal(self, X, P, Y=None, progress=None):
-        parts = self._route(X, P, progress)
-        if parts[0][1] is None:
-            path, _, X, P, progress = parts[0]
-            return path.tape._primal(X, P, Y, progress)
-        Y = np.empty((X.shape[0], self.n_out)) if Y is None else Y
-        for path, idx, Xg, Pg, step in parts:
-            Y[idx] = path.tape._primal(Xg, Pg, None, step)
+    def _first_path(self, sweep: Callable, X, P, Y, progress, fill: Callable):
+        """Evaluate every point on its path; returns Y, f's outputs, filled.
+
+        Optimistic while most points take the first path: ``sweep(tape, X, P, progress)`` runs
+        the first path's tape with its guards as extra outputs (returning all outputs' values),
+        then ``fill(path, rows, X_g, P_g, progress)`` redoes the points whose guards disagree on
+        the paths they take: one sweep and a comparison when all agree. Once a quarter of the
+        points or more took other paths, the next calls sort the points first (the guard tapes,
+        cheap) and run each path once on its own points, until most take the first path again.
+        """
+        b, N = self._branches, X.shape[0]
+        root = b.paths[0]
+        if b.optimistic:
+            report = None if progress is None else (lambda done, n: progress(done, n) if done < n else None)
+            Y_all = sweep(root.with_guards, X, P, report)
+            Y[...] = Y_all[:, : self.n_out]
+            redo = np.flatnonzero(~root.takes(Y_all[:, self.n_out:]))
+            if redo.size:
+                P, p_step = self._params(P, N)
+                for path, idx, Xg, Pg, _ in self._route(np.take(X, redo, axis=0), _rows(P, p_step, redo)):
+                    fill(path, redo if idx is None else redo[idx], Xg, Pg, None)
+            if progress is not None:
+                progress(N, N)
+            on_root = N - redo.size
+        else:
+            parts = self._route(X, P, progress)
+            for path, idx, Xg, Pg, step in parts:
+                fill(path, slice(None) if idx is None else idx, Xg, Pg, step)
+            on_root = sum(N if idx is None else idx.size for path, idx, *_ in parts if path is root)
+        b.optimistic = 4 * on_root >= 3 * N
         return Y
 
+    def _primal(self, X, P, Y=None, progress=None):
+        Y = np.empty((X.shape[0], self.n_out)) if Y is None else Y
+
+        def fill(path, rows, Xg, Pg, step):
+            Y[rows] = path.tape._primal(Xg, Pg, None, step)
+
+        return self._first_path(lambda t, X, P, report: t._primal(X, P, None, report), X, P, Y, progress, fill)
+
     def _tangent(self, X, P, V, v_step, Y=None, Y_dot=None, progress=None):
-        parts = self._route(X, P, progress)
-        if parts[0][1] is None:
-            path, _, X, P, progress = parts[0]
-            return path.tape._tangent(X, P, V, v_step, Y, Y_dot, progress)
-        N = X.shape[0]
-        Y = np.empty((N, self.n_out)) if Y is None else Y
-        Y_dot = np.empty((N, self.n_out, V.shape[2])) if Y_dot is None else Y_dot
-        for path, idx, Xg, Pg, step in parts:
-            Y[idx], Y_dot[idx] = path.tape._tangent(Xg, Pg, _rows(V, v_step, idx), v_step, progress=step)
-        return Y, Y_dot
+        N, m = X.shape[0], self.n_out
+        Y = np.empty((N, m)) if Y is None else Y
+        Y_dot = np.empty((N, m, V.shape[2])) if Y_dot is None else Y_dot
+
+        def sweep(tape, X, P, report):
+            Y_all, Y_dot_all = tape._tangent(X, P, V, v_step, progress=report)
+            Y_dot[...] = Y_dot_all[:, :m]
+            return Y_all
+
+        def fill(path, rows, Xg, Pg, step):
+            Y[rows], Y_dot[rows] = path.tape._tangent(Xg, Pg, _rows(V, v_step, rows), v_step, progress=step)
+
+        return self._first_path(sweep, X, P, Y, progress, fill), Y_dot
 
     def _adjoint(self, X, P, W, w_step, Y=None, X_bar=None, progress=None):
-        parts = self._route(X, P, progress)
-        if parts[0][1] is None:
-            path, _, X, P, progress = parts[0]
-            return path.tape._adjoint(X, P, W, w_step, Y, X_bar, progress)
-        N = X.shape[0]
-        Y = np.empty((N, self.n_out)) if Y is None else Y
+        N, m = X.shape[0], self.n_out
+        Y = np.empty((N, m)) if Y is None else Y
         X_bar = np.empty((N, self.n_in, W.shape[2])) if X_bar is None else X_bar
-        for path, idx, Xg, Pg, step in parts:
-            Y[idx], X_bar[idx] = path.tape._adjoint(Xg, Pg, _rows(W, w_step, idx), w_step, progress=step)
-        return Y, X_bar
+        padded = np.zeros((W.shape[0], m + len(self._branches.paths[0].guards), W.shape[2]))
+        padded[:, :m] = W  # the guards' outputs get adjoint 0: the gradient is that of f's outputs
+
+        def sweep(tape, X, P, report):
+            return tape._adjoint(X, P, padded, w_step, None, X_bar, report)[0]
+
+        def fill(path, rows, Xg, Pg, step):
+            Y[rows], X_bar[rows] = path.tape._adjoint(Xg, Pg, _rows(W, w_step, rows), w_step, progress=step)
+
+        return self._first_path(sweep, X, P, Y, progress, fill), X_bar
 
     def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None, reduce=False, weights=None):
         parts = self._route(X, P, progress)
