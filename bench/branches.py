@@ -72,10 +72,10 @@ def main(argv=None) -> int:
             np.testing.assert_allclose(g[part], g_ref, rtol=1e-13, atol=1e-12)
         checks = guarded.paths[0].checks
         times = interleaved({
-            "guarded_grad": lambda: guarded.value_and_gradient(points),
-            "plain_grad": lambda: [tape.value_and_gradient(Xp) for tape, Xp in halves],
-            "guarded_values": lambda: guarded(points),
-            "plain_values": lambda: [tape(Xp) for tape, Xp in halves],
+            "guarded_grad": lambda t=guarded, X=points: t.value_and_gradient(X),
+            "plain_grad": lambda h=halves: [tape.value_and_gradient(Xp) for tape, Xp in h],
+            "guarded_values": lambda t=guarded, X=points: t(X),
+            "plain_values": lambda h=halves: [tape(Xp) for tape, Xp in h],
         }, repeats=args.repeats)
         ms = {k: v * 1e3 for k, v in times.items()}
         rows.append([name, plains[0][0].n_ops, checks.n_ops, len(guarded.paths),

@@ -6,6 +6,7 @@ point takes (the branch is chosen here with numpy on the point itself), or finit
 
 from __future__ import annotations
 
+import doctest
 import math
 import pickle
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import tapead
+import tapead.branches
 from tapead.branches import BranchError, GuardedTape
 
 
@@ -77,6 +79,21 @@ def test_points_that_all_take_the_first_branch_record_nothing_more():
     X = np.random.default_rng(1).uniform(1.0, 2.0, (50, 2))
     _close(tape.gradient(X), tapead.record(IF_BRANCHES[0], 2).gradient(X))
     assert len(tape.paths) == 1
+
+
+def test_results_stay_right_as_calls_alternate_between_mixed_and_one_branch_points():
+    # a call with many points off the first path makes the next ones sort the points first;
+    # a call with all of them on it goes back to one sweep with the guards as extra outputs
+    rng = np.random.default_rng(7)
+    mixed, first = rng.uniform(-1.5, 1.5, (200, 2)), rng.uniform(1.0, 2.0, (200, 2))
+    tape = _record(_if_else, 2, at=[1.0, 1.0])
+    plain = [tapead.record(g, 2) for g in IF_BRANCHES]
+    for X in (mixed, first, first, mixed, mixed, first):
+        which = (X[:, 0] * X[:, 1] <= 0.5).astype(int)
+        _close(tape.gradient(X), _per_branch(plain, which, "gradient", X))
+        _close(tape(X), _per_branch(plain, which, "__call__", X))
+        _close(tape.jvp(X, np.ones(2))[1], _per_branch(plain, which, "jvp", X, np.ones(2)))
+    assert len(tape.paths) == 2
 
 
 def test_gradients_match_finite_differences():
@@ -279,6 +296,10 @@ def test_parameters_take_part_in_guards():
     _close(tape(X, P), _per_branch([quadratic, linear], which, "__call__", X, P))
     _close(tape.gradient(X, P), _per_branch([quadratic, linear], which, "gradient", X, P))
     _close(tape.hessian(X, P), _per_branch([quadratic, linear], which, "hessian", X, P))
+    # a guard on a parameter alone
+    signed = tapead.record(lambda x, p: x[0] * x[1] if p[0] > 0 else -x[0], 2, 2, branches="guard",
+                           at=np.zeros(2), at_params=np.ones(2))
+    _close(signed.gradient(X, P), np.where(P[:, :1] > 0, X[:, ::-1], [-1.0, 0.0]))
     # one x with N rows of P: a likelihood over observations, summed
     x = np.array([0.3, -0.2])
     _close(tape.gradient(x, P, reduce="sum"), tape.gradient(np.tile(x, (200, 1)), P).sum(axis=0), rtol=1e-12)
@@ -344,3 +365,8 @@ def test_find_nonfinite_reports_points_on_every_path():
     X = np.array([[1.0, 1.0], [-1.0, 1.0], [2.0, -1.0], [-2.0, -1.0]])
     found = tape.find_nonfinite(X)
     assert [(r.point, r.op) for r in found] == [(1, "log"), (3, "sqrt")]
+
+
+def test_the_modules_examples_run():
+    result = doctest.testmod(tapead.branches, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 2 and result.failed == 0
