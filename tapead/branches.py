@@ -314,8 +314,8 @@ class GuardedTape(Tape):
     """A tape recorded with ``branches="guard"``: one path per branch that the points take.
 
     Its own arrays (printed, ``stats()``) are those of the first path, recorded at ``at``.
-    Every evaluation method computes the guards at the points first and evaluates each point
-    on the path it takes, recording a path when none fits. ``paths`` lists the paths so far
+    Every evaluation method evaluates each point on the path it takes, recording a path when
+    none fits (see :meth:`_first_path` and :meth:`_route`). ``paths`` lists the paths so far
     (``len(tape.paths) - 1`` re-recordings); ``path_index(X)`` says which each point takes.
     """
 

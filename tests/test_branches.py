@@ -96,6 +96,25 @@ def test_results_stay_right_as_calls_alternate_between_mixed_and_one_branch_poin
     assert len(tape.paths) == 2
 
 
+def test_several_outputs_jacobians_and_weighted_hessians_per_branch():
+    def f(x):
+        if x[0] < x[1]:
+            return [x[0] * x[1], np.exp(x[1])]
+        return [x[0] + x[1] ** 3, np.sin(x[0] * x[1])]
+
+    plain = [tapead.record(lambda x: [x[0] * x[1], np.exp(x[1])], 2),
+             tapead.record(lambda x: [x[0] + x[1] ** 3, np.sin(x[0] * x[1])], 2)]
+    rng = np.random.default_rng(8)
+    X, W = rng.uniform(-1.0, 1.0, (120, 2)), rng.normal(size=(120, 2))
+    which = (X[:, 0] >= X[:, 1]).astype(int)
+    tape = _record(f, 2, at=[0.0, 1.0])
+    _close(tape(X), _per_branch(plain, which, "__call__", X))
+    _close(tape.jacobian(X), _per_branch(plain, which, "jacobian", X))
+    _close(tape.vjp(X, W)[1], _per_branch(plain, which, "vjp", X, W))
+    _close(tape.hessian(X, W=W), _per_branch(plain, which, "hessian", X, W=W))
+    _close(tape.hessian(X, W=np.array([1.0, -2.0])), _per_branch(plain, which, "hessian", X, W=np.array([1.0, -2.0])))
+
+
 def test_gradients_match_finite_differences():
     tape = _record(_if_else, 2, at=[-1.0, 1.0])
     X = np.array([[1.2, 0.9], [-0.7, 0.3], [0.4, -1.1], [1.5, 1.4]])
