@@ -159,6 +159,31 @@ def test_nested_ifs_with_or_record_one_path_per_branch_taken():
     assert tape.path_index(X).max() == 4
 
 
+def test_every_point_equals_the_first_path_of_a_tape_recorded_at_that_point():
+    X = np.random.default_rng(9).uniform(-2.0, 2.0, (40, 2))
+    tape = _record(_nested, 2, at=[1.0, 2.0])
+    values, gradients, hessians = tape(X), tape.gradient(X), tape.hessian(X)
+    for k, x in enumerate(X):
+        here = _record(_nested, 2, at=x).paths[0].tape  # the branch x takes, recorded at x
+        _close(values[k], here(x))
+        _close(gradients[k], here.gradient(x))
+        _close(hessians[k], here.hessian(x))
+
+
+def test_threads_share_the_paths_of_one_tape():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(10)
+    blocks = [rng.uniform(-2.0, 2.0, (100, 2)) for _ in range(8)]
+    tape = _record(_nested, 2, at=[1.0, 2.0])
+    plain = [tapead.record(g, 2) for g in NESTED_BRANCHES]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(tape.gradient, blocks))
+    for X, g in zip(blocks, results):
+        _close(g, _per_branch(plain, _nested_branch(X), "gradient", X))
+    assert len(tape.paths) == 5  # a thread about to record first looks at the paths other threads added
+
+
 def test_a_while_loop_on_a_traced_value():
     def halve_until_small(x):
         y = x[0]
