@@ -548,7 +548,8 @@ class GuardedTape(Tape):
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"{super().__repr__()[:-1]}, {len(self.paths[0].guards)} guards, {len(self.paths)} paths>"
+        guards, paths = len(self.paths[0].guards), len(self.paths)
+        return f"{super().__repr__()[:-1]}, {guards} guard{'s' * (guards != 1)}, {paths} path{'s' * (paths != 1)}>"
 
 
 class GuardedExplanation:
