@@ -91,10 +91,14 @@ class Path:
     checks: Tape | None
     columns: np.ndarray | None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_taken", np.array([g.taken for g in self.guards], dtype=bool))
+
     def takes(self, G: np.ndarray) -> np.ndarray:
         """Per row of tested values G (N, guards): whether every guard has its outcome."""
-        taken = np.array([g.taken for g in self.guards], dtype=bool)
-        return ((G != 0.0) == taken).all(axis=1)  # NaN counts as true, as in Python
+        if G.shape[1] == 1:  # the common case, without a reduction over the guards
+            return (G[:, 0] != 0.0) == self._taken[0]
+        return ((G != 0.0) == self._taken).all(axis=1)  # NaN counts as true, as in Python
 
     def agrees(self, X: np.ndarray, P: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Per point of X (N, n) (and P (N, k) or (1, k)), or of its ``rows`` only: whether every
