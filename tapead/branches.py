@@ -31,12 +31,13 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tapead import passes
+from tapead import evaluate, passes, shapes
 from tapead.api import Tape
 from tapead.ops import CONST, INPUT, OPS, PARAM, numpy_function
 from tapead.tape import INDEX_DTYPE, TapeData, format_const, format_tape, slot_name, validate
@@ -109,14 +110,14 @@ class Path:
             X = X[rows] if self.columns is None else X[np.ix_(rows, self.columns)]
         elif self.columns is not None:
             X = X[:, self.columns]
-        return self.takes(self.checks._primal(X, P))
+        return self.takes(_values(self.checks, X, P))
 
     def first_disagreement(self, x: np.ndarray, p: np.ndarray) -> Guard | None:
         """The first guard whose outcome at the one point x differs, or None."""
         if self.checks is None:
             return None
         x = x.reshape(1, -1)
-        tested = self.checks._primal(x if self.columns is None else x[:, self.columns], p.reshape(1, -1))[0] != 0.0
+        tested = _values(self.checks, x if self.columns is None else x[:, self.columns], p.reshape(1, -1))[0] != 0.0
         return next((g for g, t in zip(self.guards, tested) if t != g.taken), None)
 
     def describe(self) -> str:
@@ -124,6 +125,11 @@ class Path:
                                                            else "")]
         lines += [f"  {g}" for g in self.guards]
         return "\n".join(lines)
+
+
+def _values(tape: Tape, X: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """tape's values at X (N, n) with P (N, k) or one row (1, k) for all points."""
+    return evaluate.primal(tape, X, P, int(P.shape[0] != 1))
 
 
 def _vector(a: np.ndarray, limit: int = 6) -> str:
@@ -302,16 +308,199 @@ class _Branches:
             return path
 
 
-# The Tape methods that every evaluation goes through, routed here per path. Checked at import:
-# if Tape's sweeps are renamed, this module must follow rather than silently use the first path.
-_ROUTED = ("_primal", "_tangent", "_adjoint", "_hessian", "_adjoint_sum", "_params")
-_missing = [name for name in _ROUTED if not callable(getattr(Tape, name, None))]
-if _missing:
-    raise ImportError(f"tapead.branches routes Tape.{', Tape.'.join(_missing)}, which Tape no longer has")
+def _route(tape: GuardedTape, X: np.ndarray, P: np.ndarray, p_step: int, progress=None) -> list[tuple]:
+    """[(path, idx, X_g, P_g, progress_g)] for the groups of points taking each path, recording
+    paths as needed; idx None (and X, P as given) when all of them take one."""
+    b, N = tape._branches, X.shape[0]
+    known = list(b.paths)
+    groups: list[tuple[Path, np.ndarray]] = []
+    rest = None  # None: every point
+    for path in known:
+        ok = path.agrees(X, P if rest is None else _rows(P, p_step, rest), rest)
+        if rest is None and ok.all():
+            return [(path, None, X, P, progress)]
+        rest = np.arange(N) if rest is None else rest
+        if ok.any():
+            groups.append((path, rest[ok]))
+        rest = rest[~ok]
+        if rest.size == 0:
+            break
+    while rest is not None and rest.size:
+        k = int(rest[0])
+        path = b.add(X[k], P[k * p_step], len(known))
+        ok = path.agrees(X, _rows(P, p_step, rest), rest)
+        ok[0] = True  # recorded at this point: it takes this path (whatever the last bit of its guards)
+        groups.append((path, rest[ok]))
+        rest = rest[~ok]
+    parts, done = [], 0
+    for path, idx in sorted(groups, key=lambda g: g[1][0]):
+        step = None if progress is None else (lambda d, _n, before=done: progress(before + d, N))
+        parts.append((path, idx, np.take(X, idx, axis=0), _rows(P, p_step, idx), step))
+        done += idx.size
+    return parts
+
+
+def _first_path(tape: GuardedTape, sweep: Callable, X, P, p_step: int, Y, progress, fill: Callable):
+    """Evaluate every point on its path; returns Y, f's outputs (N, m), filled.
+
+    Optimistic while most points take the first path: ``sweep(tape, X, P, progress)`` runs the
+    first path's tape with its guards as extra outputs (returning all outputs' values), then
+    ``fill(path, rows, X_g, P_g, progress)`` redoes the points whose guards disagree on the
+    paths they take: one sweep and a comparison when all agree. Once a quarter of the points or
+    more took other paths, the next calls sort the points first (the guard tapes, cheap) and
+    run each path once on its own points, until most take the first path again.
+    """
+    b, N, m = tape._branches, X.shape[0], tape.n_out
+    root = b.paths[0]
+    if b.optimistic:
+        report = None if progress is None else (lambda done, n: progress(done, n) if done < n else None)
+        Y_all = sweep(root.with_guards, X, P, report)
+        Y[...] = Y_all[:, :m]
+        redo = np.flatnonzero(~root.takes(Y_all[:, m:]))
+        if redo.size:
+            for path, idx, Xg, Pg, _ in _route(tape, np.take(X, redo, axis=0), _rows(P, p_step, redo), p_step):
+                fill(path, redo if idx is None else redo[idx], Xg, Pg, None)
+        if progress is not None:
+            progress(N, N)
+        on_root = N - redo.size
+    else:
+        parts = _route(tape, X, P, p_step, progress)
+        for path, idx, Xg, Pg, step in parts:
+            fill(path, slice(None) if idx is None else idx, Xg, Pg, step)
+        on_root = sum(N if idx is None else idx.size for path, idx, *_ in parts if path is root)
+    b.optimistic = 4 * on_root >= 3 * N
+    return Y
 
 
 def _rows(A, step: int, idx):
+    """The rows ``idx`` of a per-point array (step 1); a shared one (step 0), or None, as it is."""
     return A[idx] if step and A is not None else A
+
+
+def _new(out, shape: tuple[int, ...]) -> np.ndarray:
+    return np.empty(shape) if out is None else out
+
+
+def _summed(parts: list) -> tuple:
+    """The groups' sums added in their order (fixed by the points), component by component."""
+    return tuple(sum(items[1:], items[0]) for items in zip(*parts))
+
+
+class _Sweeps:
+    """``tapead.evaluate``'s functions with every point on the path it takes: what the methods of
+    :class:`GuardedTape` (Tape's own, see :func:`_on_paths`) call as ``evaluate``. Same
+    signatures; ``tape`` is the GuardedTape. A function of evaluate not routed here is an
+    AttributeError, never the first path's result for every point."""
+
+    @staticmethod
+    def primal(tape, X, P, p_step, Y=None, progress=None):
+        Y = _new(Y, (X.shape[0], tape.n_out))
+
+        def fill(path, rows, Xg, Pg, step):
+            Y[rows] = evaluate.primal(path.tape, Xg, Pg, p_step, None, step)
+
+        sweep = lambda t, X, P, report: evaluate.primal(t, X, P, p_step, None, report)  # noqa: E731
+        return _first_path(tape, sweep, X, P, p_step, Y, progress, fill)
+
+    @staticmethod
+    def tangent(tape, X, P, p_step, V, v_step, Y=None, Y_dot=None, progress=None):
+        N, m = X.shape[0], tape.n_out
+        Y, Y_dot = _new(Y, (N, m)), _new(Y_dot, (N, m, V.shape[2]))
+
+        def sweep(t, X, P, report):
+            Y_all, Y_dot_all = evaluate.tangent(t, X, P, p_step, V, v_step, progress=report)
+            Y_dot[...] = Y_dot_all[:, :m]
+            return Y_all
+
+        def fill(path, rows, Xg, Pg, step):
+            Y[rows], Y_dot[rows] = evaluate.tangent(path.tape, Xg, Pg, p_step, _rows(V, v_step, rows), v_step,
+                                                    progress=step)
+
+        return _first_path(tape, sweep, X, P, p_step, Y, progress, fill), Y_dot
+
+    @staticmethod
+    def adjoint(tape, X, P, p_step, W, w_step, Y=None, X_bar=None, progress=None):
+        N, m = X.shape[0], tape.n_out
+        Y, X_bar = _new(Y, (N, m)), _new(X_bar, (N, tape.n_in, W.shape[2]))
+        padded = np.zeros((W.shape[0], m + len(tape._branches.paths[0].guards), W.shape[2]))
+        padded[:, :m] = W  # the guards' outputs get adjoint 0: the gradient is that of f's outputs
+
+        def sweep(t, X, P, report):
+            return evaluate.adjoint(t, X, P, p_step, padded, w_step, None, X_bar, report)[0]
+
+        def fill(path, rows, Xg, Pg, step):
+            Y[rows], X_bar[rows] = evaluate.adjoint(path.tape, Xg, Pg, p_step, _rows(W, w_step, rows), w_step,
+                                                    progress=step)
+
+        return _first_path(tape, sweep, X, P, p_step, Y, progress, fill), X_bar
+
+    @staticmethod
+    def primal_sum(tape, X, P, p_step, weights, progress=None):
+        return _summed([(evaluate.primal_sum(path.tape, Xg, Pg, p_step, _rows(weights, 1, idx), step),)
+                        for path, idx, Xg, Pg, step in _route(tape, X, P, p_step, progress)])[0]
+
+    @staticmethod
+    def adjoint_sum(tape, X, P, p_step, W, w_step, weights, progress=None):
+        return _summed([evaluate.adjoint_sum(path.tape, Xg, Pg, p_step, _rows(W, w_step, idx), w_step,
+                                             _rows(weights, 1, idx), step)
+                        for path, idx, Xg, Pg, step in _route(tape, X, P, p_step, progress)])
+
+    @staticmethod
+    def jacobian_sum(tape, X, P, p_step, mode, weights, progress=None):
+        return _summed([evaluate.jacobian_sum(path.tape, Xg, Pg, p_step, mode, _rows(weights, 1, idx), step)
+                        for path, idx, Xg, Pg, step in _route(tape, X, P, p_step, progress)])
+
+    @staticmethod
+    def jacobian(tape, X, P, p_step, mode, Y=None, J=None, progress=None, values=True):
+        parts = _route(tape, X, P, p_step, progress)
+        if parts[0][1] is None:
+            path, _, X, P, progress = parts[0]
+            return evaluate.jacobian(path.tape, X, P, p_step, mode, Y, J, progress, values)
+        N, m = X.shape[0], tape.n_out
+        Y, J = _new(Y, (N, m)) if values else None, _new(J, (N, m, tape.n_in))
+        for path, idx, Xg, Pg, step in parts:
+            Yg, J[idx] = evaluate.jacobian(path.tape, Xg, Pg, p_step, mode, progress=step, values=values)
+            if values:
+                Y[idx] = Yg
+        return Y, J
+
+    @staticmethod
+    def hessian(tape, X, P, p_step, W, w_step, V, v_step, Y=None, G=None, HV=None, progress=None, reduce=False,
+                weights=None, values=True):
+        parts = _route(tape, X, P, p_step, progress)
+        if parts[0][1] is None:
+            path, _, X, P, progress = parts[0]
+            return evaluate.hessian(path.tape, X, P, p_step, W, w_step, V, v_step, Y, G, HV, progress, reduce,
+                                    weights, values)
+        if reduce:
+            return _summed([evaluate.hessian(path.tape, Xg, Pg, p_step, _rows(W, w_step, idx), w_step,
+                                             _rows(V, v_step, idx), v_step, progress=step, reduce=True,
+                                             weights=_rows(weights, 1, idx))
+                            for path, idx, Xg, Pg, step in parts])
+        N, n = X.shape[0], tape.n_in
+        q = n if V is None else V.shape[2]
+        Y, G = (_new(Y, (N, tape.n_out)), _new(G, (N, n))) if values else (None, None)
+        HV = _new(HV, (N, n, q))
+        for path, idx, Xg, Pg, step in parts:
+            Yg, Gg, HV[idx] = evaluate.hessian(path.tape, Xg, Pg, p_step, _rows(W, w_step, idx), w_step,
+                                               _rows(V, v_step, idx), v_step, progress=step, values=values)
+            if values:
+                Y[idx], G[idx] = Yg, Gg
+        return Y, G, HV
+
+
+_SWEEPS = _Sweeps()
+
+
+def _on_paths(method: Callable) -> Callable:
+    """Tape's ``method`` itself, run with ``evaluate`` meaning the routed sweeps of :class:`_Sweeps`
+    (as tapead.reference runs the op table's formulas with another ``np``): every argument
+    check, shape and reduction stays Tape's own."""
+    routed = types.FunctionType(method.__code__, {**method.__globals__, "evaluate": _SWEEPS}, method.__name__,
+                                method.__defaults__, method.__closure__)
+    routed.__kwdefaults__, routed.__doc__, routed.__qualname__ = method.__kwdefaults__, method.__doc__, \
+        method.__qualname__
+    return routed
 
 
 class GuardedTape(Tape):
@@ -319,7 +508,7 @@ class GuardedTape(Tape):
 
     Its own arrays (printed, ``stats()``) are those of the first path, recorded at ``at``.
     Every evaluation method evaluates each point on the path it takes, recording a path when
-    none fits (see :meth:`_first_path` and :meth:`_route`). ``paths`` lists the paths so far
+    none fits (see :func:`_first_path` and :func:`_route`). ``paths`` lists the paths so far
     (``len(tape.paths) - 1`` re-recordings); ``path_index(X)`` says which each point takes.
     """
 
@@ -338,185 +527,60 @@ class GuardedTape(Tape):
     def max_paths(self) -> int:
         return self._branches.max_paths
 
-    # ---- which points take which path ----
-
-    def _route(self, X: np.ndarray, P, progress=None) -> list[tuple]:
-        """[(path, idx, X_g, P_g, progress_g)] for the groups of points taking each path; idx None
-        (and X, P as given) when all of them take one."""
-        b, N = self._branches, X.shape[0]
-        P, p_step = self._params(P, N)
-        known = list(b.paths)
-        groups: list[tuple[Path, np.ndarray]] = []
-        rest = None  # None: every point
-        for path in known:
-            ok = path.agrees(X, P if rest is None else _rows(P, p_step, rest), rest)
-            if rest is None and ok.all():
-                return [(path, None, X, P, progress)]
-            rest = np.arange(N) if rest is None else rest
-            if ok.any():
-                groups.append((path, rest[ok]))
-            rest = rest[~ok]
-            if rest.size == 0:
-                break
-        while rest is not None and rest.size:
-            k = int(rest[0])
-            path = b.add(X[k], P[k * p_step], len(known))
-            ok = path.agrees(X, _rows(P, p_step, rest), rest)
-            ok[0] = True  # recorded at this point: it takes this path (whatever the last bit of its guards)
-            groups.append((path, rest[ok]))
-            rest = rest[~ok]
-        parts, done = [], 0
-        for path, idx in sorted(groups, key=lambda g: g[1][0]):
-            step = None if progress is None else (lambda d, _n, before=done: progress(before + d, N))
-            parts.append((path, idx, np.take(X, idx, axis=0), _rows(P, p_step, idx), step))
-            done += idx.size
-        return parts
-
     def path_index(self, X, *args) -> np.ndarray:
         """Per point, the index in ``paths`` of the path it takes (recording new paths as needed)."""
-        (P,) = self._split(args, [], "path_index")
-        X, batched = self._points(X, P)
+        X, batched, P, p_step = self._args(X, args, [], "path_index")
         index = np.empty(X.shape[0], dtype=np.intp)
-        groups = self._route(X, P)
+        groups = _route(self, X, P, p_step)
         paths = self.paths  # after routing: with any path it recorded
         for path, idx, *_ in groups:
             index[slice(None) if idx is None else idx] = paths.index(path)
         return index if batched else index[0]
 
-    # ---- the sweeps, per path ----
+    def _path_of_point(self, x, args: tuple, method: str) -> Path:
+        (p,) = shapes.split(args, self.n_params, [], method)
+        X, batched = shapes.points(x, None, self.n_in, self.n_params)
+        if batched:
+            raise ValueError(f"{method} takes one point of shape ({self.n_in},), got {np.shape(x)}")
+        P, p_step = shapes.params(p, self.n_params, 1)
+        return _route(self, X, P, p_step)[0][0]
 
-    def _first_path(self, sweep: Callable, X, P, Y, progress, fill: Callable):
-        """Evaluate every point on its path; returns Y, f's outputs, filled.
+    # ---- Tape's evaluation methods, every point on its path ----
 
-        Optimistic while most points take the first path: ``sweep(tape, X, P, progress)`` runs
-        the first path's tape with its guards as extra outputs (returning all outputs' values),
-        then ``fill(path, rows, X_g, P_g, progress)`` redoes the points whose guards disagree on
-        the paths they take: one sweep and a comparison when all agree. Once a quarter of the
-        points or more took other paths, the next calls sort the points first (the guard tapes,
-        cheap) and run each path once on its own points, until most take the first path again.
-        """
-        b, N = self._branches, X.shape[0]
-        root = b.paths[0]
-        if b.optimistic:
-            report = None if progress is None else (lambda done, n: progress(done, n) if done < n else None)
-            Y_all = sweep(root.with_guards, X, P, report)
-            Y[...] = Y_all[:, : self.n_out]
-            redo = np.flatnonzero(~root.takes(Y_all[:, self.n_out:]))
-            if redo.size:
-                P, p_step = self._params(P, N)
-                for path, idx, Xg, Pg, _ in self._route(np.take(X, redo, axis=0), _rows(P, p_step, redo)):
-                    fill(path, redo if idx is None else redo[idx], Xg, Pg, None)
-            if progress is not None:
-                progress(N, N)
-            on_root = N - redo.size
-        else:
-            parts = self._route(X, P, progress)
-            for path, idx, Xg, Pg, step in parts:
-                fill(path, slice(None) if idx is None else idx, Xg, Pg, step)
-            on_root = sum(N if idx is None else idx.size for path, idx, *_ in parts if path is root)
-        b.optimistic = 4 * on_root >= 3 * N
-        return Y
-
-    def _primal(self, X, P, Y=None, progress=None):
-        Y = np.empty((X.shape[0], self.n_out)) if Y is None else Y
-
-        def fill(path, rows, Xg, Pg, step):
-            Y[rows] = path.tape._primal(Xg, Pg, None, step)
-
-        return self._first_path(lambda t, X, P, report: t._primal(X, P, None, report), X, P, Y, progress, fill)
-
-    def _tangent(self, X, P, V, v_step, Y=None, Y_dot=None, progress=None):
-        N, m = X.shape[0], self.n_out
-        Y = np.empty((N, m)) if Y is None else Y
-        Y_dot = np.empty((N, m, V.shape[2])) if Y_dot is None else Y_dot
-
-        def sweep(tape, X, P, report):
-            Y_all, Y_dot_all = tape._tangent(X, P, V, v_step, progress=report)
-            Y_dot[...] = Y_dot_all[:, :m]
-            return Y_all
-
-        def fill(path, rows, Xg, Pg, step):
-            Y[rows], Y_dot[rows] = path.tape._tangent(Xg, Pg, _rows(V, v_step, rows), v_step, progress=step)
-
-        return self._first_path(sweep, X, P, Y, progress, fill), Y_dot
-
-    def _adjoint(self, X, P, W, w_step, Y=None, X_bar=None, progress=None):
-        N, m = X.shape[0], self.n_out
-        Y = np.empty((N, m)) if Y is None else Y
-        X_bar = np.empty((N, self.n_in, W.shape[2])) if X_bar is None else X_bar
-        padded = np.zeros((W.shape[0], m + len(self._branches.paths[0].guards), W.shape[2]))
-        padded[:, :m] = W  # the guards' outputs get adjoint 0: the gradient is that of f's outputs
-
-        def sweep(tape, X, P, report):
-            return tape._adjoint(X, P, padded, w_step, None, X_bar, report)[0]
-
-        def fill(path, rows, Xg, Pg, step):
-            Y[rows], X_bar[rows] = path.tape._adjoint(Xg, Pg, _rows(W, w_step, rows), w_step, progress=step)
-
-        return self._first_path(sweep, X, P, Y, progress, fill), X_bar
-
-    def _hessian(self, X, P, W, w_step, V, v_step, HV=None, progress=None, reduce=False, weights=None):
-        parts = self._route(X, P, progress)
-        if parts[0][1] is None:
-            path, _, X, P, progress = parts[0]
-            return path.tape._hessian(X, P, W, w_step, V, v_step, HV, progress, reduce, weights)
-        N, q = X.shape[0], self.n_in if V is None else V.shape[2]
-        total = None
-        if not reduce:
-            HV = np.empty((N, self.n_in, q)) if HV is None else HV
-        for path, idx, Xg, Pg, step in parts:
-            result = path.tape._hessian(Xg, Pg, _rows(W, w_step, idx), w_step, _rows(V, v_step, idx), v_step,
-                                        None, step, reduce, None if weights is None else weights[idx])
-            if reduce:
-                total = result if total is None else total + result
-            else:
-                HV[idx] = result
-        return total if reduce else HV
-
-    def _adjoint_sum(self, X, P, W, w_step, weights, progress=None):
-        parts = self._route(X, P, progress)
-        if parts[0][1] is None:
-            path, _, X, P, progress = parts[0]
-            return path.tape._adjoint_sum(X, P, W, w_step, weights, progress)
-        y = g = 0.0
-        for path, idx, Xg, Pg, step in parts:
-            yg, gg = path.tape._adjoint_sum(Xg, Pg, _rows(W, w_step, idx), w_step,
-                                            None if weights is None else weights[idx], step)
-            y, g = y + yg, g + gg
-        return y, g
-
-    # ---- the rest of Tape's methods ----
+    _call = _on_paths(Tape.__call__)
+    value_and_gradient = _on_paths(Tape.value_and_gradient)
+    jvp = _on_paths(Tape.jvp)
+    vjp = _on_paths(Tape.vjp)
+    _value_and_jacobian = _on_paths(Tape._value_and_jacobian)
+    _value_gradient_and_hessian = _on_paths(Tape._value_gradient_and_hessian)
+    hvp = _on_paths(Tape.hvp)
 
     def __call__(self, X, *args, **kwargs):
         if holds_traced(X) or any(holds_traced(a) for a in args):
             raise TypeError("a tape recorded with branches='guard' cannot be inlined into another recording: call "
                             "its function inside the outer one instead (and record that with branches='guard')")
-        return super().__call__(X, *args, **kwargs)
+        return self._call(X, *args, **kwargs)
 
-    def _path_of_point(self, x, args: tuple, method: str) -> tuple[Path, tuple]:
-        (p,) = self._split(args, [], method)
-        X, batched = self._points(x)
-        if batched:
-            raise ValueError(f"{method} takes one point of shape ({self.n_in},), got {np.shape(x)}")
-        return self._route(X, p)[0][0], p
+    __call__.__doc__ = Tape.__call__.__doc__
+
+    # ---- the rest of Tape's methods ----
 
     def explain(self, x, *args, wrt=0, y_bar=None) -> GuardedExplanation:
         """The traces at one point on the path it takes, then that path's guards and their values there."""
-        path, _ = self._path_of_point(x, args, "explain")
+        path = self._path_of_point(x, args, "explain")
         return GuardedExplanation(path.tape.explain(x, *args, wrt=wrt, y_bar=y_bar), path, self.paths.index(path))
 
     def to_dot(self, x=None, *args) -> str:
         """DOT text of the first path's graph; with a point ``x``, of the path x takes, with its values."""
         if x is None:
             return super().to_dot(x, *args)
-        return self._path_of_point(x, args, "to_dot")[0].tape.to_dot(x, *args)
+        return self._path_of_point(x, args, "to_dot").tape.to_dot(x, *args)
 
     def find_nonfinite(self, X, *args, limit: int = 100) -> list:
         """As :meth:`Tape.find_nonfinite`, each point diagnosed on the path it takes."""
-        (P,) = self._split(args, [], "find_nonfinite")
-        X, _ = self._points(X, P)
+        X, _, P, p_step = self._args(X, args, [], "find_nonfinite")
         found = []
-        for path, idx, Xg, Pg, _step in self._route(X, P):
+        for path, idx, Xg, Pg, _step in _route(self, X, P, p_step):
             for report in path.tape.find_nonfinite(Xg, *([Pg] if self.n_params else []), limit=limit):
                 found.append(report if idx is None else replace(report, point=int(idx[report.point])))
         return sorted(found, key=lambda r: r.point)[:limit]
@@ -554,6 +618,13 @@ class GuardedTape(Tape):
     def __repr__(self) -> str:
         guards, paths = len(self.paths[0].guards), len(self.paths)
         return f"{super().__repr__()[:-1]}, {guards} guard{'s' * (guards != 1)}, {paths} path{'s' * (paths != 1)}>"
+
+
+# Every Tape method that evaluates (it names ``evaluate``) must run on the paths or be overridden above.
+_unrouted = [name for name, f in vars(Tape).items() if callable(f) and "evaluate" in getattr(f, "__code__", types.
+             SimpleNamespace(co_names=())).co_names and getattr(GuardedTape, name) is f]
+if _unrouted:
+    raise ImportError(f"tapead.branches: Tape.{', Tape.'.join(_unrouted)} evaluate(s) without routing points to paths")
 
 
 class GuardedExplanation:

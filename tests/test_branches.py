@@ -68,6 +68,13 @@ def test_if_else_every_method_matches_the_plain_tape_of_each_points_branch():
         _close(tape.jacobian(X, mode=mode), _per_branch(plain, which, "jacobian", X, mode=mode))
     _close(tape.hessian(X), _per_branch(plain, which, "hessian", X))
     _close(tape.hvp(X, V), _per_branch(plain, which, "hvp", X, V))
+    y, J = tape.value_and_jacobian(X)
+    _close(y, tape(X))
+    _close(J, _per_branch(plain, which, "jacobian", X))
+    y, g, H = tape.value_gradient_and_hessian(X)
+    _close(y, tape(X))
+    _close(g, _per_branch(plain, which, "gradient", X))
+    _close(H, _per_branch(plain, which, "hessian", X))
     assert len(tape.paths) == 2  # one re-recording, at the first point of the else branch
     assert [g.taken for g in tape.paths[0].guards] == [True] and [g.taken for g in tape.paths[1].guards] == [False]
     np.testing.assert_array_equal(tape.path_index(X), which)
@@ -292,6 +299,10 @@ def test_reductions_sum_over_all_paths():
         _close(tape.jacobian(X, **kw), np.einsum("k,kj->j", scale, tape.jacobian(X)), rtol=1e-12)
         _close(tape.hessian(X, **kw), np.einsum("k,kij->ij", scale, tape.hessian(X)), rtol=1e-12, atol=1e-12)
         _close(tape.hvp(X, V, **kw), np.einsum("k,ki->i", scale, tape.hvp(X, V)), rtol=1e-12, atol=1e-12)
+        y, g, H = tape.value_gradient_and_hessian(X, **kw)
+        _close(y, scale @ tape(X), rtol=1e-12)
+        _close(g, scale @ tape.gradient(X), rtol=1e-12, atol=1e-12)
+        _close(H, np.einsum("k,kij->ij", scale, tape.hessian(X)), rtol=1e-12, atol=1e-12)
 
 
 def test_one_point_has_no_point_axis_and_can_be_on_another_path():
