@@ -5,14 +5,16 @@ recording does, but answers each question Python asks of a traced value (``bool(
 ``if``, ``while``, ``and``/``or``, ``max()``/``min()``; ``float()`` of a condition; ``int()``)
 with its value at the reference point ``x0``, computed as the recording goes. Each answer is
 kept as a *guard*: the slot holding the tested value and the outcome taken. The result is one
-*path*: the tape of the branch ``x0`` takes, plus a small tape computing its guards.
+*path*: the tape of the branch ``x0`` takes, the same with the guards' tested values as extra
+outputs, and a small tape computing the tested values alone (the guard tape).
 
-Evaluating at N points first runs the guard tape (forward values only) and compares every
-guard with the recorded outcome. Points that agree everywhere use the path's tape. The first
-point that disagrees becomes the reference point of a new recording, the points left over are
-checked against that path's guards, and so on: every point gets the values and derivatives of
-the branch it takes, from one tape per path, cached on the :class:`GuardedTape` and bounded
-by ``max_paths``. See docs/design.md, "Branch guards".
+A point takes a path when every guard has the recorded outcome there. Values, JVPs and
+gradients run the first path with its guards as extra outputs, so points that all agree cost
+one ordinary sweep; the others (and Hessians, Jacobians and reductions, first) are sorted by
+the guard tapes. The first point that fits no path becomes the reference point of a new
+recording, the points left over are checked against that path's guards, and so on: every
+point gets the values and derivatives of the branch it takes, from one tape per path, cached
+on the :class:`GuardedTape` and bounded by ``max_paths``. See docs/design.md, "Branch guards".
 
 Examples
 --------
@@ -286,7 +288,7 @@ class _Branches:
         self.max_paths = max_paths
         self.paths: list[Path] = [root]
         self.lock = threading.Lock()
-        self.optimistic = True  # whether most points took the first path last time (GuardedTape._first_path)
+        self.optimistic = True  # whether most points took the first path last time (see _first_path)
 
     def add(self, x: np.ndarray, p: np.ndarray, known: int) -> Path:
         """The path of point x (p): one added by another thread since ``known`` paths, or a new recording."""
