@@ -416,7 +416,8 @@ def optimize(tape: TapeData) -> Tape:
     return Tape.from_data(passes.optimize(tape))
 
 
-def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True, optimize: bool = True) -> Tape:
+def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True, optimize: bool = True, *,
+           branches: str | None = None, at=None, at_params=None, max_paths: int | None = None) -> Tape:
     """Record ``f`` once into a :class:`Tape`.
 
     Parameters
@@ -434,6 +435,11 @@ def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True, op
         :meth:`Tape.find_nonfinite` (costs about a microsecond per op while recording).
     optimize : bool, optional
         Apply :func:`tapead.optimize` (values unchanged bit for bit, derivatives to rounding).
+    branches : None or "guard", optional
+        None: ``if``/``while``/``max()`` on a traced value is an error. ``"guard"``: record the
+        branch that the point ``at`` (and parameters ``at_params``) takes, keep every test as a
+        guard, and at evaluation give each point the branch it takes, recording one tape per
+        path (at most ``max_paths``, default 32): see :mod:`tapead.branches`.
 
     Examples
     --------
@@ -448,5 +454,9 @@ def record(f: Callable, n: int, n_params: int = 0, source_lines: bool = True, op
     >>> tape(np.array([[2.0, 3.0], [4.0, 5.0]])).tolist()
     [6.0, 20.0]
     """
+    if branches is not None or at is not None or at_params is not None or max_paths is not None:
+        from tapead.branches import record_guarded
+
+        return record_guarded(f, n, n_params, source_lines, optimize, branches, at, at_params, max_paths)
     data = trace(f, n, n_params, source_lines)
     return Tape.from_data(passes.optimize(data) if optimize else data)

@@ -30,6 +30,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -213,6 +214,8 @@ def _truth_error() -> TypeError:
     else:
         construct = "if/else, while, and/or or assert on a traced value"
         instead = "Use tapead.where(cond, a, b) (or np.where) instead of if/else, & and | instead of and/or"
+    if construct != "a scipy.stats distribution":
+        instead += ", or record(f, n, branches='guard', at=x0) to record the branch each point takes"
     return TypeError(f"{construct} cannot be traced ({_at(user)}): {_UNKNOWN}. {instead}")
 
 
@@ -251,6 +254,13 @@ def _as_float(a: object) -> float:
     return float(a)
 
 
+# The recording's branch guards (a tapead.branches object with truth(var) and integer(var)), or
+# None: bool(), int() and float() of traced values then raise. A ContextVar, so that a recording
+# in one thread never sees another's.
+GUARDS: ContextVar = ContextVar("tapead_guards", default=None)
+CONDITIONS = frozenset(_CODE[name] for name in ("lt", "le", "gt", "ge", "eq", "ne", "land", "lor", "lnot"))
+
+
 class Var:
     """A traced scalar: the slot of one value v_i on the tape being recorded."""
 
@@ -264,16 +274,36 @@ class Var:
     def __repr__(self) -> str:
         return f"<traced v at slot {self.slot}>"
 
+    # Python needs a real bool, float or int here: an error, unless tapead.branches records
+    # this recording's branches as guards (record(..., branches="guard"))
     def __bool__(self):
-        raise _truth_error()
+        guards = GUARDS.get()
+        if guards is None:
+            raise _truth_error()
+        return guards.truth(self)
 
     def __float__(self):
-        raise _number_error("float")
+        guards = GUARDS.get()
+        if guards is None or self.rec.op[self.slot] not in CONDITIONS:
+            raise _number_error("float")
+        return float(guards.truth(self))  # float(x >= 0): 1.0 or 0.0 on this path
 
     def __index__(self):
-        raise _number_error("index")
+        guards = GUARDS.get()
+        if guards is None:
+            raise _number_error("index")
+        return guards.integer(self)
 
-    __int__ = __complex__ = __float__
+    def __int__(self):
+        guards = GUARDS.get()
+        if guards is None:
+            raise _number_error("float")
+        return guards.integer(self)
+
+    __complex__ = __float__
+
+    def __trunc__(self):  # math.trunc(x): a traced value, zero derivative
+        return NUMPY_UFUNCS["trunc"](self)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         return _dispatch_ufunc(ufunc, method, inputs, kwargs)
