@@ -12,14 +12,13 @@ from functools import cached_property
 
 import numpy as np
 
-from tapead import evaluate, layout, passes, shapes, sparsity
+from tapead import evaluate, passes, shapes, sparsity
 from tapead import io as tape_io
 from tapead.diagnose import NonFinite, find_nonfinite
 from tapead.evaluate import jacobian_mode
 from tapead.explain import Explanation, explain
 from tapead.layout import Layouts
 from tapead.minimize import ScipyFunctions
-from tapead.runtime import tile_size
 from tapead.tape import TapeData, validate
 from tapead.tracer import holds_traced, inline, trace
 
@@ -313,22 +312,7 @@ class Tape(TapeData):
         >>> s["recorded_ops"], s["ops"], s["values_read_by_reverse"]
         (4, 3, 2)
         """
-        n, layouts = self.n_slots, self.layouts
-        rows = layouts.primal.values.n  # values of the forward sweeps, adjoints of the reverse one
-        reverse_values = layouts.reverse.values.n  # rows reused, but the values read again pinned
-        hessian_values = layouts.hessian.values.n
-        chained = layouts.reverse.op
-        return {
-            "recorded_ops": self.n_recorded or self.n_ops, "ops": self.n_ops, "slots": n,
-            "values_read_by_reverse": int(layout.reverse_reads(self).sum()),
-            "rows": {"values": rows, "gradient": reverse_values + rows, "hessian": hessian_values + rows},
-            "bytes_per_point": {"values": 8 * rows, "gradient": 8 * (reverse_values + rows),
-                                "jvp": f"8 * {rows} * (1 + q)", "hessian": f"8 * {hessian_values + rows} * (1 + q)"},
-            "tile": {"values": tile_size(rows), "gradient": tile_size(reverse_values + rows)},
-            "chains": {"count": int(np.sum(chained >= passes.CHAIN_END)),
-                       "ops": int(np.sum(chained >= passes.CHAIN_MULC))},
-            "colors": self._coloring_stats(),
-        }
+        return {**self.layouts.sizes(self), "colors": self._coloring_stats()}
 
     def _coloring_stats(self) -> dict:
         """Nonzeros and colors of the sparse Jacobian's and Hessian's colorings: those computed

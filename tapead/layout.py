@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tapead import passes
+from tapead.kernels.tiles import CHAIN_END, CHAIN_MULC
 from tapead.ops import READS, READS_SECOND
+from tapead.runtime import tile_size
 from tapead.tape import INDEX_DTYPE, TapeData
 
 
@@ -74,6 +76,23 @@ class Layouts:
     tangent: Layout
     reverse: Layout
     hessian: Layout
+
+    def sizes(self, tape: TapeData) -> dict:
+        """Instructions recorded and after optimisation, slots, the values the reverse sweep reads,
+        scratch rows, bytes per point and tile of each sweep, and the dot-product chains."""
+        rows = self.primal.values.n  # values of the forward sweeps, adjoints of the reverse one
+        reverse = self.reverse.values.n + rows  # value rows reused, but those read again pinned
+        hessian = self.hessian.values.n + rows
+        chained = self.reverse.op
+        return {
+            "recorded_ops": tape.n_recorded or tape.n_ops, "ops": tape.n_ops, "slots": tape.n_slots,
+            "values_read_by_reverse": int(reverse_reads(tape).sum()),
+            "rows": {"values": rows, "gradient": reverse, "hessian": hessian},
+            "bytes_per_point": {"values": 8 * rows, "gradient": 8 * reverse, "jvp": f"8 * {rows} * (1 + q)",
+                                "hessian": f"8 * {hessian} * (1 + q)"},
+            "tile": {"values": tile_size(rows), "gradient": tile_size(reverse)},
+            "chains": {"count": int(np.sum(chained >= CHAIN_END)), "ops": int(np.sum(chained >= CHAIN_MULC))},
+        }
 
     @classmethod
     def of(cls, tape: TapeData) -> Layouts:
