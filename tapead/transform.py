@@ -22,6 +22,16 @@ The partials are the op table's own expressions (``OpSpec.partials``): each is p
 with :mod:`ast` and turned into a function emitting the ops it names (:func:`compile_expression`).
 Zero partials are skipped and partials of 1 or -1 applied without a product, as the kernels do
 (``OpSpec.kinds``). See docs/design.md, "Derivatives as traced code".
+
+Examples
+--------
+>>> import numpy as np, tapead
+>>> f = tapead.record(lambda x: np.log(x[0]) + x[0] * x[1] - np.sin(x[1]), 2)
+>>> g = tapead.record(lambda x: f.gradient(x), 2)  # the gradient as a tape of its own
+>>> g(np.array([2.0, 5.0])).tolist()
+[5.5, 1.7163378145367738]
+>>> g.jacobian(np.array([2.0, 5.0])).tolist()  # its Jacobian: f's Hessian
+[[-0.25, 1.0], [1.0, -0.9589242746631385]]
 """
 
 from __future__ import annotations
@@ -204,6 +214,9 @@ def _none_if_zero(a: float):
 # ---- the sweeps ------------------------------------------------------------------------------
 
 
+_UNIT_PARTIALS = {"one": 1.0, "minus_one": -1.0}  # partial kinds applied without a product
+
+
 class _Trace:
     """A tape replayed inside a recording: every slot's traced value ``v``, and the partials of
     each instruction, emitted the first time a sweep asks for them."""
@@ -239,8 +252,7 @@ class _Trace:
             for a, kind, expr in zip(slots, spec.kinds, spec.partials):
                 if kind == "zero" or a in self.underived:
                     continue
-                d = {"one": 1.0, "minus_one": -1.0}.get(kind)
-                found.append((a, compile_expression(expr)(env) if d is None else d))
+                found.append((a, _UNIT_PARTIALS[kind] if kind in _UNIT_PARTIALS else compile_expression(expr)(env)))
             self._partials[i] = found
         return found
 

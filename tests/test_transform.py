@@ -4,12 +4,15 @@ tape's own numeric methods (the kernels), the reference interpreter and finite d
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import tapead
+import tapead.transform
 from tapead import reference
 from tapead.ops import BY_NAME, OPS
 from tapead.transform import compile_expression
@@ -60,6 +63,12 @@ def test_every_partial_converts_and_matches_reference(spec, rng):
         got = reference.evaluate(tape, X)[:, 0]
         assert_close(got, want, rtol=1e-14, atol=0.0)
         assert_close(tape(X), want, rtol=1e-14, atol=0.0)  # and through the kernels
+
+
+def test_module_examples_run():
+    result = doctest.testmod(tapead.transform, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4
+    assert result.failed == 0
 
 
 def test_every_partial_compiles_once():
@@ -240,6 +249,19 @@ def test_where_never_leaks_the_unselected_branch():
     assert hess(X)[:2].tolist() == [[[0.0]], [[0.0]]]
     assert grad.jacobian(X)[:2].tolist() == [[[0.0]], [[0.0]]]
     assert_close(hess(X)[2], [[-1.0 / 32.0]], rtol=1e-15, atol=0.0)
+
+
+def test_second_derivatives_of_a_custom_rule_are_the_kernels(rng):
+    """A tape with a user rule (stop_gradient inside): its recorded gradient's Jacobian is the
+    symmetrised derivative of the rule, as tape.hessian gives it."""
+    rule = tapead.custom_derivative(lambda x: np.log1p(np.exp(x[0] * x[1])),
+                                    lambda x: [x[1] * tapead.sigmoid(x[0] * x[1]), x[0] * tapead.sigmoid(x[0] * x[1])])
+    f = tapead.record(lambda x: rule(x) * x[0], 2)
+    g = tapead.record(lambda x: f.gradient(x), 2)
+    X = rng.uniform(-2.0, 2.0, (50, 2))
+    np.testing.assert_array_equal(g(X), f.gradient(X))
+    assert_close(g.jacobian(X), f.hessian(X), rtol=1e-13, atol=1e-14)
+    assert_close(tapead.record(lambda x: f.hessian(x), 2)(X), f.hessian(X), rtol=1e-13, atol=1e-14)
 
 
 def test_the_optimizer_leaves_results_unchanged(rng):
