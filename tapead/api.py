@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from tapead import evaluate, passes, shapes, sparsity
+from tapead import evaluate, passes, shapes, sparsity, transform
 from tapead import io as tape_io
 from tapead.diagnose import NonFinite, find_nonfinite
 from tapead.evaluate import jacobian_mode
@@ -118,6 +118,8 @@ class Tape(TapeData):
         With ``reduce="sum"`` (or ``"mean"``, optional ``weights`` (N,)): the sum of f over the
         points and its gradient (n,), summed inside the reverse sweep. One x (n,) with
         parameters P (N, k) evaluates x at every row of P: a likelihood over N observations."""
+        if transform.traced(X, *args):  # inside another record: the gradient as traced code
+            return transform.value_and_gradient(self, X, args, out=out, reduce=reduce, weights=weights)
         self._scalar("gradient")
         X, batched, P, p_step = self._args(X, args, [], "value_and_gradient")
         N, n, ones = X.shape[0], self.n_in, np.ones((1, 1, 1))
@@ -142,6 +144,8 @@ class Tape(TapeData):
         """(f(x), J(x) @ v): V of shape (N, n) or (n,) gives (N, *out_shape); (N, n, q), (n, q) or
         (1, n, q) gives q directions (N, *out_shape, q) in one sweep. With exactly n points, an
         (n, n) V is refused as ambiguous: say V[None] or V[:, :, None]."""
+        if transform.traced(X, *args):  # inside another record: forward mode as traced code
+            return transform.jvp(self, X, args, out=out)
         X, batched, P, p_step, V = self._args(X, args, ["V"], "jvp")
         V, v_step, multi = shapes.directions(V, "V", self.n_in, X.shape[0], batched)
         N, q, lead, tail = X.shape[0], V.shape[2], self._lead(X, batched), (V.shape[2],) if multi else ()
@@ -156,6 +160,8 @@ class Tape(TapeData):
         """(f(x), J(x).T @ w): W of shape (N, *out_shape) or out_shape gives (N, n); r directions in
         one sweep: W of shape (N, *out_shape, r), or (1, *out_shape, r) for the same r at every
         point, gives (N, n, r). With ``reduce=``: the sum or mean over the points of both."""
+        if transform.traced(X, *args):  # inside another record: reverse mode as traced code
+            return transform.vjp(self, X, args, out=out, reduce=reduce, weights=weights)
         X, batched, P, p_step, W = self._args(X, args, ["W"], "vjp")
         N, n, shape = X.shape[0], self.n_in, self.out_shape
         W, w_step, multi = shapes.output_directions(W, shape, N, batched)
@@ -189,6 +195,8 @@ class Tape(TapeData):
         return self._value_and_jacobian(X, args, mode, out, progress, reduce, weights)
 
     def _value_and_jacobian(self, X, args, mode, out, progress, reduce, weights, values=True):
+        if transform.traced(X, *args):  # inside another record: the Jacobian as traced code
+            return transform.value_and_jacobian(self, X, args, mode, out=out, reduce=reduce, weights=weights)
         if mode not in ("auto", "forward", "reverse"):
             raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
         X, batched, P, p_step = self._args(X, args, [], "value_and_jacobian")
@@ -220,6 +228,8 @@ class Tape(TapeData):
         return self._value_gradient_and_hessian(X, args, W, out, progress, reduce, weights)
 
     def _value_gradient_and_hessian(self, X, args, W, out, progress, reduce, weights, values=True):
+        if transform.traced(X, *args, W):  # inside another record: forward over reverse as traced code
+            return transform.value_gradient_and_hessian(self, X, args, W, out=out, reduce=reduce, weights=weights)
         X, batched, P, p_step = self._args(X, args, [], "hessian")
         N, n = X.shape[0], self.n_in
         W, w_step = shapes.output_weights(W, self.out_shape, N, batched, "hessian")
@@ -240,6 +250,8 @@ class Tape(TapeData):
     def hvp(self, X, *args, W=None, out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
         """Hessian-vector products H(x) @ v: V (N, n) or (n,) gives (N, n); (N, n, q), (n, q) or
         (1, n, q) gives (N, n, q). With exactly n points an (n, n) V is ambiguous, as for jvp."""
+        if transform.traced(X, *args, W):  # inside another record: Hessian products as traced code
+            return transform.hvp(self, X, args, W, out=out, reduce=reduce, weights=weights)
         X, batched, P, p_step, V = self._args(X, args, ["V"], "hvp")
         N, n = X.shape[0], self.n_in
         V, v_step, multi = shapes.directions(V, "V", n, N, batched)

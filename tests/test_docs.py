@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["tapead.api", "tapead.tape", "tapead.tracer", "tapead.explain", "tapead.ops", "tapead.dot", "tapead.expr", "tapead.passes",
+MODULES = ["tapead.api", "tapead.transform", "tapead.custom", "tapead.tape", "tapead.tracer", "tapead.explain", "tapead.ops", "tapead.dot", "tapead.expr", "tapead.passes",
            "tapead.minimize", "tapead.dask"]
 
 
