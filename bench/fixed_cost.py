@@ -23,7 +23,7 @@ with the baseline, medians of --repeats, one thread, in CPU time of the calling 
    touch), and numpy's copy of the derivatives' bytes (the memory floor);
 7. the loops of one op: standalone replicas of the mul op's tangent loops (40 muls on 512-point
    rows in cache): the value alone, value and tangent in two loops as generated or in one,
-   with the zero-skipping product ``_mz`` or a plain one.
+   with the zero-skipping product ``_zero_skip_mul`` or a plain one.
 
 Nothing here edits the kernels; runtime's tile bounds and kernel lookup are patched in this
 process only.
@@ -39,7 +39,7 @@ import time
 import numba
 import numpy as np
 from numba import njit
-from tapead.kernels.tiles import CHAIN_MULC, _mz
+from tapead.kernels.tiles import CHAIN_MULC, _zero_skip_mul
 
 import tapead
 from bench.benchutil import fmt, header, interleaved, table
@@ -276,7 +276,7 @@ def derivative_loops(repeats, ops=40, tile=512, reps=2000):
     a0s, a1s, rows = np.arange(1, ops + 1), np.zeros(ops, np.int64), np.arange(2, ops + 2)
     fns = {"value only": lambda: _values_only(v, a0s, a1s, rows, reps)}
     for loops, one_loop in (("two loops (as generated)", False), ("one loop", True)):
-        for name, product in (("_mz", _mz), ("plain product", _plain)):
+        for name, product in (("_zero_skip_mul", _zero_skip_mul), ("plain product", _plain)):
             sweep = _mul_tangent_sweep(product, one_loop)
             fns[f"value and tangent, {loops}, {name}"] = \
                 lambda sweep=sweep: sweep(v, v_dot, dd, a0s, a1s, rows, reps)
