@@ -2,7 +2,8 @@
 
     python -m bench.peers [--repeats 5] [--scale 1.0] [--peers fused,jax,torch,casadi] [--no-ttfg] [PROBLEM ...]
 
-For each problem, value_and_gradient at every point by:
+For each problem, value_and_gradient at every point (value_and_jacobian for a problem of
+several outputs) by:
 
 * tapead: ``tape.value_and_gradient(X[, P])`` (kernels cached, tape recorded once);
 * fused: a hand-written fused Numba kernel (bench/handwritten.py), the practical limit;
@@ -11,7 +12,13 @@ For each problem, value_and_gradient at every point by:
 * CasADi: an SX ``Function`` of (f, gradient(f, x)), ``.map(N, "thread", threads)``, called on
   the (n, N) points (conversion to and from DM included, as a user would call it).
 
-Every peer's values and gradients are checked against tapead's (and tapead's against the fused
+Jacobian problems: tapead's ``tape.value_and_jacobian(X)`` (mode "auto"); JAX
+``jit(vmap(jacfwd(f)))`` and ``jacrev``; torch.func ``vmap(jacfwd(f))`` and ``jacrev``; CasADi
+an SX ``Function`` of (f, jacobian(f, x)) mapped as above. Each peer's faster mode is reported
+(the other is timed in the same rounds). Each row ends with tapead / the best peer (the issue's
+goal: at most 0.5) and the load average when the row was timed.
+
+Every peer's values and gradients (or Jacobians) are checked against tapead's (and tapead's against the fused
 kernel) before timing. Timings are interleaved, medians of --repeats. Peers that are not
 installed are skipped with a message. A peer whose one call would take too long, or would
 not fit in memory (reverse mode over all points at once stores every intermediate: 14k ops x
@@ -24,12 +31,16 @@ Problems (bench/problems.py, each function written once over a math namespace, s
 peer runs the same code): the worked example (2 inputs), Black-Scholes call price (S, sigma;
 K, T, r constant) at 1,000,000 points; extended Rosenbrock n = 100, tanh MLP 8-32-32-1, logistic-regression NLL
 (32 weights, 33 parameters: features and label), RK4 Lorenz 200 steps (final x from the 3
-initial states) and Helmholtz energy n = 30 at 100,000 points.
+initial states) and Helmholtz energy n = 30 at 100,000 points; a degree-20 Horner polynomial
+(1 input, 40 ops) and the Jacobian of the Lorenz right-hand side (3 -> 3, 8 ops) at 1,000,000.
+
+With ``NUMBA_NUM_THREADS=1`` every peer runs on one thread (XLA too, through XLA_FLAGS).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -47,14 +58,18 @@ from bench.benchutil import fmt, header, interleaved, optional, table
 from bench.problems import PROBLEMS, casadi_ns, jax_ns, lorenz, lorenz_fori, torch_ns, unknown_problems
 
 THREADS = numba.get_num_threads()
+if THREADS == 1:  # XLA's CPU client: one thread as well (read when jax is first imported)
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 # ---- peers: each returns (call, result-to-numpy) for given points, or raises to skip ----
 
 
 def tapead_runner(problem, X, P):
+    """(tape, call, conversion): value_and_gradient, or value_and_jacobian for several outputs."""
     tape = problem.record()
     args = problem.args(X, P)
-    return tape, (lambda: tape.value_and_gradient(*args)), (lambda r: r)
+    method = tape.value_and_jacobian if tape.n_out > 1 else tape.value_and_gradient
+    return tape, (lambda: method(*args)), (lambda r: r)
 
 
 def fused_runner(problem, X, P):
@@ -143,10 +158,75 @@ def casadi_runner(problem, X, P):
     return call, lambda r: r
 
 
-def _casadi_points(problem, X, P, budget_s: float) -> int:
+# ---- Jacobian peers (problems of several outputs, no parameters): (call, result -> (Y, J)) ----
+
+
+def jax_jacobian_runner(problem, X, mode):
+    """jit(vmap(jacfwd or jacrev)) of f with its values as the aux output (one call gives both)."""
+    import jax
+    import jax.numpy as jnp
+
+    m = jax_ns(jnp, jax)
+
+    def f(x):
+        y = jnp.stack(problem.f(x, m))
+        return y, y
+
+    Xj = jnp.asarray(X)
+    compiled = jax.jit(jax.vmap((jax.jacfwd if mode == "fwd" else jax.jacrev)(f, has_aux=True))).lower(Xj).compile()
+    return (lambda: jax.block_until_ready(compiled(Xj))), (lambda r: (np.asarray(r[1]), np.asarray(r[0])))
+
+
+def torch_jacobian_runner(problem, X, mode):
+    import torch
+    from torch.func import jacfwd, jacrev, vmap
+
+    torch.set_num_threads(THREADS)
+    m = torch_ns(torch)
+
+    def f(x):
+        y = torch.stack(problem.f(x, m))
+        return y, y
+
+    fn = vmap((jacfwd if mode == "fwd" else jacrev)(f, has_aux=True))
+    Xt = torch.from_numpy(X)
+    return (lambda: fn(Xt)), (lambda r: (r[1].numpy(), r[0].numpy()))
+
+
+def casadi_jacobian_runner(problem, X, P=None):
+    """An SX Function of (f, jacobian(f, x)), mapped; the mapped Jacobians come side by side."""
+    import casadi as ca
+
+    x = ca.SX.sym("x", problem.n)
+    f = ca.vertcat(*problem.f(x, casadi_ns(ca)))
+    k, N = f.shape[0], len(X)
+    Fm = ca.Function("F", [x], [f, ca.jacobian(f, x)]).map(N, "thread", THREADS)
+
+    def call():
+        y, J = Fm(X.T)
+        return np.asarray(y).T, np.asarray(J).reshape(k, N, problem.n).transpose(1, 0, 2)
+
+    return call, lambda r: r
+
+
+def peer_calls(peer, problem, X, P, jacobian, info) -> dict:
+    """{label: (call, conversion)} of one peer: one entry for a gradient, one per mode for a
+    Jacobian (labelled "peer jacfwd", "peer jacrev")."""
+    if not jacobian:
+        if peer == "jax":
+            return {peer: jax_runner(problem, X, P, info)}
+        return {peer: (torch_runner if peer == "torch" else casadi_runner)(problem, X, P)}
+    if peer == "casadi":
+        return {peer: casadi_jacobian_runner(problem, X)}
+    runner = jax_jacobian_runner if peer == "jax" else torch_jacobian_runner
+    return {f"{peer} jac{mode}": runner(problem, X, mode) for mode in ("fwd", "rev")}
+
+
+def _casadi_points(problem, X, P, budget_s: float, jacobian: bool = False) -> int:
     """Points for CasADi: all of them, or as many as fit in about budget_s per call."""
     n0 = min(len(X), 2000)
-    call, _ = casadi_runner(problem, X[:n0], None if P is None else P[:n0])
+    runner = casadi_jacobian_runner if jacobian else casadi_runner
+    call, _ = runner(problem, X[:n0], None if P is None else P[:n0])
     call()
     t0 = time.perf_counter()
     call()
@@ -219,7 +299,7 @@ def main(argv=None) -> int:
     ttfg = None
     if not args.no_ttfg:  # first, so that tapead loads its reverse kernel from the disk cache here
         ttfg = time_to_first_gradient(mods["jax"], max(1000, int(10_000 * args.scale)))
-    header(f"value_and_gradient per point: tapead vs peers (medians of {args.repeats} interleaved repeats)")
+    header(f"value and gradient (or Jacobian) per point: tapead vs peers (medians of {args.repeats} interleaved repeats)")
     versions = [f"numba {numba.__version__}"] + [f"{k} {mods[k].__version__}" for k in mods if mods[k] is not None]
     print("versions: " + ", ".join(versions) + f"; {THREADS} threads for every peer\n", flush=True)
 
@@ -229,6 +309,7 @@ def main(argv=None) -> int:
         N = max(1000, int(problem.n_points * args.scale))
         X, P = problem.points(N, np.random.default_rng(0))
         tape, ours, _ = tapead_runner(problem, X, P)
+        jacobian = tape.n_out > 1
         ref = ours()
         calls, points = {"tapead": ours}, {"tapead": N}
         if "fused" in wanted and problem.fused is not None:
@@ -239,46 +320,55 @@ def main(argv=None) -> int:
             if mods[peer] is None:
                 continue
             if peer == "casadi":
-                n_peer = _casadi_points(problem, X, P, args.casadi_budget)
+                n_peer = _casadi_points(problem, X, P, args.casadi_budget, jacobian)
             else:
                 n_peer = N if peer not in problem.peer_points else \
                     min(N, max(1000, int(problem.peer_points[peer] * args.scale)))
             Xp, Pp = X[:n_peer], (None if P is None else np.ascontiguousarray(P[:n_peer]))
             Xp = np.ascontiguousarray(Xp)
             try:
-                if peer == "jax":
-                    info = {}
-                    call, conv = jax_runner(problem, Xp, Pp, info)
+                info = {}
+                runners = peer_calls(peer, problem, Xp, Pp, jacobian, info)
+                if info:
                     compile_rows.append([name, f"{info['trace_s']:.2f}", f"{info['compile_s']:.2f}"])
-                elif peer == "torch":
-                    call, conv = torch_runner(problem, Xp, Pp)
-                else:
-                    call, conv = casadi_runner(problem, Xp, Pp)
-                check(f"{name} {peer}", conv(call()), ref, 1e-8)
+                for label, (call, conv) in runners.items():
+                    check(f"{name} {label}", conv(call()), ref, 1e-8)
             except AssertionError:
                 raise
             except Exception as error:  # noqa: BLE001 (a peer that cannot run this problem)
                 print(f"> {peer} failed on {name}: {type(error).__name__}: {error}", flush=True)
                 continue
-            calls[peer], points[peer] = call, n_peer
+            for label, (call, _) in runners.items():
+                calls[label], points[label] = call, n_peer
+        load = os.getloadavg()[0]
         t = interleaved(calls, repeats=args.repeats)
         ns = {k: t[k] / points[k] * 1e9 for k in t}
-        row = [name, f"{tape.n_ops:,}", f"{N:,}", fmt(ns["tapead"])]
+        row = [name + (f" ({problem.n} -> {tape.n_out} Jacobian)" if jacobian else ""), f"{tape.n_ops:,}", f"{N:,}",
+               fmt(ns["tapead"])]
+        best = []
         for peer in ("fused", "jax", "torch", "casadi"):
-            if peer not in ns:
+            labels = [k for k in ns if k == peer or k.startswith(peer + " ")]
+            if not labels:
                 row.append("–")
                 continue
-            cell = f"{fmt(ns[peer])} ({ns[peer] / ns['tapead']:.2f}x)"
-            if points[peer] != N:
-                cell += f" [N={points[peer]:,}]"
+            label = min(labels, key=ns.get)
+            cell = f"{fmt(ns[label])} ({ns[label] / ns['tapead']:.2f}x)" + label[len(peer):]
+            if points[label] != N:
+                cell += f" [N={points[label]:,}]"
             row.append(cell)
+            if peer != "fused":
+                best.append((ns[label], label))
+        row.append(f"{ns['tapead'] / min(best)[0]:.2f} ({min(best)[1]})" if best else "–")
+        row.append(f"{load:.2f}")
         rows.append(row)
         print(f"> {name}: " + ", ".join(f"{k} {fmt(v)} ns/pt" for k, v in ns.items()), flush=True)
     print()
     print(table(["problem", "ops", "N", "tapead ns/pt", "fused Numba ns/pt (/tapead)", "JAX warm ns/pt (/tapead)",
-                 "torch.func ns/pt (/tapead)", "CasADi SX map ns/pt (/tapead)"], rows))
+                 "torch.func ns/pt (/tapead)", "CasADi SX map ns/pt (/tapead)", "tapead / best peer", "load"], rows))
     print("\nRatios are peer / tapead: above 1.00 the peer is slower. [N=...]: the peer ran on fewer points "
-          "(memory or time); per-point costs at smaller N include more per-call overhead.")
+          "(memory or time); per-point costs at smaller N include more per-call overhead. jacfwd / jacrev: "
+          "the peer's faster Jacobian mode. tapead / best peer: over JAX, torch and CasADi (the issue's goal: "
+          "at most 0.5). load: the 1-minute load average as the row's timings began.")
     if compile_rows:
         print("\n## JAX trace and compile time (s), per problem\n")
         print(table(["problem", "trace (lower)", "compile"], compile_rows))

@@ -235,6 +235,31 @@ def unknown_problems(names: list[str]) -> str | None:
             + f"; choose from {', '.join(PROBLEMS)}")
 
 
+# ---- issue 16's small tapes: a short polynomial, and a Jacobian of a few ops (no fused kernel) ----
+
+HORNER_C = [(-1.0) ** k / (k + 1) for k in range(21)]  # degree 20
+
+
+def horner(x, m=None):
+    """sum_k HORNER_C[k] x^(20 - k) by Horner's rule: 20 (mul, addc) steps on one input."""
+    p = HORNER_C[0]
+    for c in HORNER_C[1:]:
+        p = p * x[0] + c
+    return p
+
+
+def lorenz_rhs(x, m=None):
+    """The Lorenz right-hand side (3 -> 3, 8 ops): a list of three outputs, whose Jacobian the
+    suite times (peers stack the list into one array)."""
+    return list(_lorenz_rhs(x[0], x[1], x[2]))
+
+
+PROBLEMS.update({p.name: p for p in [
+    Problem("horner20", horner, 1, 1_000_000, _uniform(-1, 1, 1), None),
+    Problem("lorenz-rhs", lorenz_rhs, 3, 1_000_000, _lorenz_points, None),
+]})
+
+
 # ---- functions with a known derivative structure (bench/coloring.py; tests/test_second_order.py imports them) ----
 
 
