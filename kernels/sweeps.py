@@ -35,7 +35,7 @@ from numba import njit, prange
 
 from tapead.kernels import vmath
 from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, FLAGS, INNER, _chain_adjoints, _chain_values, _prior,
-                                  _load, _zero_skip_mul, _row_sum, _seed_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
+                                  _load, _zero_skip_mul, _row_sum, _seed_tangents, _store_tangents, _store_gradient, _sum_gradient, _zero, _zero2,
                                   _zero_flagged, ZERO)
 
 
@@ -668,6 +668,23 @@ def _zero_skip_mul_value(v, a0, a1, a2, row, c, m):
         x = v[a0, p]
         y = v[a1, p]
         v[row, p] = 0.0 if (x == 0.0 or y == 0.0) else x * y
+
+
+@njit(**CHEAP)
+def _muladd_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        w = v[a2, p]
+        v[row, p] = x * y + w
+
+
+@njit(**CHEAP)
+def _muladdc_value(v, a0, a1, a2, row, c, m):
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        v[row, p] = x * y + c
 
 
 @njit(**INNER)
@@ -1474,6 +1491,39 @@ def _zero_skip_mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         x = v[a0, p]
         y = v[a1, p]
         z = 0.0 if (x == 0.0 or y == 0.0) else x * y
+        v[row, p] = z
+        d0[p] = y
+        d1[p] = x
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
+
+
+@njit(**CHEAP)
+def _muladd_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        w = v[a2, p]
+        z = x * y + w
+        v[row, p] = z
+        d0[p] = y
+        d1[p] = x
+    for d in range(q):
+        for p in range(m):
+            v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p]) + v_dot[a2, d, p]
+
+
+@njit(**CHEAP)
+def _muladdc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z = x * y + c
         v[row, p] = z
         d0[p] = y
         d1[p] = x
@@ -2361,6 +2411,61 @@ def _zero_skip_mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, 
 
 
 @njit(**CHEAP)
+def _muladd_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    first0 = f & 1
+    first1 = f & 2
+    first2 = f & 4
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(y, z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(x, z_bar)
+            v_bar[b2, 0, p] = _prior(first2, v_bar[b2, 0, p]) + z_bar
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        d0[p] = y
+        d1[p] = x
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
+            v_bar[b2, d, p] = _prior(first2, v_bar[b2, d, p]) + z_bar
+
+
+@njit(**CHEAP)
+def _muladdc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    first0 = f & 1
+    first1 = f & 2
+    if r == 1:
+        for p in range(m):
+            x = v[a0, p]
+            y = v[a1, p]
+            z_bar = v_bar[zb, 0, p]
+            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(y, z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(x, z_bar)
+        return
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        d0[p] = y
+        d1[p] = x
+    for d in range(r):
+        for p in range(m):
+            z_bar = v_bar[zb, d, p]
+            v_bar[b0, d, p] = _prior(first0, v_bar[b0, d, p]) + _zero_skip_mul(d0[p], z_bar)
+            v_bar[b1, d, p] = _prior(first1, v_bar[b1, d, p]) + _zero_skip_mul(d1[p], z_bar)
+
+
+@njit(**CHEAP)
 def _add_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
@@ -3196,6 +3301,52 @@ def _zero_skip_mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b
             v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p])
 
 
+@njit(**CHEAP)
+def _muladd_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    d2 = dd[2]
+    h01 = dd[4]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = y
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        d1[p] = x
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        d2[p] = 1.0
+        v_bar[b2, p] += _zero_skip_mul(d2[p], z_bar)
+        h01[p] = _zero_skip_mul(z_bar, 1.0)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p])
+            v_bar_dot[b2, d, p] += _zero_skip_mul(d2[p], z_bar_dot)
+
+
+@njit(**CHEAP)
+def _muladdc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m):
+    d0 = dd[0]
+    d1 = dd[1]
+    h01 = dd[4]
+    for p in range(m):
+        x = v[a0, p]
+        y = v[a1, p]
+        z_bar = v_bar[zb, p]
+        d0[p] = y
+        v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
+        d1[p] = x
+        v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
+        h01[p] = _zero_skip_mul(z_bar, 1.0)
+    for d in range(q):
+        for p in range(m):
+            z_bar_dot = v_bar_dot[zb, d, p]
+            v_bar_dot[b0, d, p] += _zero_skip_mul(d0[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a1, d, p])
+            v_bar_dot[b1, d, p] += _zero_skip_mul(d1[p], z_bar_dot) + _zero_skip_mul(h01[p], v_dot[a0, d, p])
+
+
 @njit(**FLAGS)
 def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, outputs, X, x_step, P, p_step, Y, tile, n_threads, t):
     """Values: Y[k, j] = y_j(X[k]) for the points k of tiles t, t + n_threads, ..."""
@@ -3349,6 +3500,10 @@ def forward_primal(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, o
                 _stop_gradient_value(v, a0, a1, a2, row, c, m)
             elif o == 65:  # zero_skip_mul
                 _zero_skip_mul_value(v, a0, a1, a2, row, c, m)
+            elif o == 66:  # muladd
+                _muladd_value(v, a0, a1, a2, row, c, m)
+            elif o == 67:  # muladdc
+                _muladdc_value(v, a0, a1, a2, row, c, m)
         for j in range(outputs.shape[0]):
             s = res[outputs[j]]
             for p in range(m):
@@ -3507,13 +3662,11 @@ def forward_tangent(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _stop_gradient_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 65:  # zero_skip_mul
                 _zero_skip_mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
-        for j in range(outputs.shape[0]):
-            s = res[outputs[j]]
-            for p in range(m):
-                Y[start + p, j] = v[s, p]
-            for d in range(q):
-                for p in range(m):
-                    Y_dot[start + p, j, d] = v_dot[s, d, p]
+            elif o == 66:  # muladd
+                _muladd_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
+            elif o == 67:  # muladdc
+                _muladdc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
+        _store_tangents(Y, Y_dot, v, v_dot, res, outputs, start, m)
 
 
 @njit(**FLAGS)
@@ -3683,6 +3836,10 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _stop_gradient_value(v, a0, a1, a2, row, c, m)
             elif o == 65:  # zero_skip_mul
                 _zero_skip_mul_value(v, a0, a1, a2, row, c, m)
+            elif o == 66:  # muladd
+                _muladd_value(v, a0, a1, a2, row, c, m)
+            elif o == 67:  # muladdc
+                _muladdc_value(v, a0, a1, a2, row, c, m)
         for j in range(n_out):
             s = res[outputs[j]]
             for p in range(m):
@@ -3811,6 +3968,10 @@ def reverse_adjoint(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _where_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             elif o == 65:  # zero_skip_mul
                 _zero_skip_mul_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
+            elif o == 66:  # muladd
+                _muladd_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
+            elif o == 67:  # muladdc
+                _muladdc_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m)
             else:  # no partial is nonzero (a comparison, say)
                 _zero_flagged(v_bar, barg0, barg1, barg2, f, i, r, m)
         if reduce:
@@ -3981,6 +4142,10 @@ def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _stop_gradient_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
             elif o == 65:  # zero_skip_mul
                 _zero_skip_mul_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
+            elif o == 66:  # muladd
+                _muladd_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
+            elif o == 67:  # muladdc
+                _muladdc_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m)
         for j in range(n_out):
             s = res[outputs[j]]
             for p in range(m):
@@ -4108,6 +4273,10 @@ def reverse_hessian(op, arg0, arg1, arg2, res, n_values, const, n_in, n_params, 
                 _where_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
             elif o == 65:  # zero_skip_mul
                 _zero_skip_mul_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
+            elif o == 66:  # muladd
+                _muladd_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
+            elif o == 67:  # muladdc
+                _muladdc_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb, c, q, m)
         for j in range(n_in):
             used = (flags[j] & 8) == 0
             s = bres[j]

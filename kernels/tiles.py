@@ -30,7 +30,8 @@ ZERO, ONE = np.int64(0), np.int64(1)
 @njit(inline="always", **FLAGS)
 def _zero_skip_mul(a, b):
     # a * b with 0 * inf = 0 * nan = 0: the zero-skipping product
-    return a * b if (a != 0.0 and b != 0.0) else 0.0
+    # one select on both tests (a short-circuit `and` made a branch per product: 15-25% slower)
+    return 0.0 if (a == 0.0) | (b == 0.0) else a * b
 
 
 @njit(**INNER)
@@ -252,12 +253,35 @@ def _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m):
     q = v_dot.shape[1]
     for j in range(n_in):
         for d in range(q):
-            for p in range(m):
-                v_dot[res[j], d, p] = X_dot[(start + p) * x_dot_step, j, d]
+            if x_dot_step == 0:  # the same seeds at every point (unit directions of a Jacobian): a fill
+                s = X_dot[0, j, d]
+                for p in range(m):
+                    v_dot[res[j], d, p] = s
+            else:
+                for p in range(m):
+                    v_dot[res[j], d, p] = X_dot[start + p, j, d]
     for j in range(n_in, n_in + n_params):
         for d in range(q):
             for p in range(m):
                 v_dot[res[j], d, p] = 0.0
+
+
+@njit(**INNER)
+def _store_tangents(Y, Y_dot, v, v_dot, res, outputs, start, m):
+    """Y[start + p, j] and Y_dot[start + p, j, d] from the outputs' value and tangent rows;
+    the tangents point by point, so that the writes to Y_dot are sequential (the rows are in
+    cache, the result is not: a loop over points per (j, d) wrote with a stride of m q)."""
+    n_out = outputs.shape[0]
+    q = v_dot.shape[1]
+    for j in range(n_out):
+        s = res[outputs[j]]
+        for p in range(m):
+            Y[start + p, j] = v[s, p]
+    for p in range(m):
+        for j in range(n_out):
+            s = res[outputs[j]]
+            for d in range(q):
+                Y_dot[start + p, j, d] = v_dot[s, d, p]
 
 
 @njit(**INNER)

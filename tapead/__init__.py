@@ -69,6 +69,7 @@ if TYPE_CHECKING:  # the names globals().update(FUNCTIONS) sets, for static tool
     maximum = FUNCTIONS["maximum"]
     minimum = FUNCTIONS["minimum"]
     mul = FUNCTIONS["mul"]
+    muladd = FUNCTIONS["muladd"]
     multiply = FUNCTIONS["multiply"]
     ne = FUNCTIONS["ne"]
     neg = FUNCTIONS["neg"]
@@ -158,6 +159,7 @@ __all__ = [
     "maximum",
     "minimum",
     "mul",
+    "muladd",
     "multiply",
     "ne",
     "neg",

@@ -182,8 +182,8 @@ class Tape(TapeData):
 
         ``mode="forward"`` runs tangent sweeps with all n unit directions at once,
         ``"reverse"`` adjoint sweeps with all m unit output weights at once, and
-        ``"auto"`` picks the cheaper by :func:`jacobian_mode` (forward unless
-        n > 1.5 m + 1). Directions beyond 32 are split over several sweeps.
+        ``"auto"`` picks the cheaper by :func:`jacobian_mode` (reverse when there are fewer
+        outputs than inputs, m < n). Directions beyond 32 are split over several sweeps.
         """
         out = None if out is None else (None, out)
         return self._value_and_jacobian(X, args, mode, out, progress, reduce, weights, values=False)[1]
@@ -409,6 +409,9 @@ def load(path) -> Tape:
 
 def optimize(tape: TapeData) -> Tape:
     """The tape after identities, constant folding, CSE and dead code elimination (tapead.passes)."""
+    if hasattr(tape, "paths"):  # a tapead.branches.GuardedTape: one tape per path, not one tape
+        raise TypeError("optimize takes one tape; a tape with branch guards has one per path, each optimised "
+                        "when recorded (record(..., optimize=True)): optimize a path's, tape.paths[k].tape")
     return Tape.from_data(passes.optimize(tape))
 
 

@@ -68,7 +68,7 @@ def primal(tape, X, P, p_step, Y=None, progress=None) -> np.ndarray:
     """Values Y (N, m)."""
     layout = tape.layouts.primal
     Y = _empty(Y, (X.shape[0], tape.n_out))
-    sweep("forward_primal", tape, layout, tile_size(layout.rows), X, P, p_step, outputs=(Y,), progress=progress)
+    sweep("forward_primal", tape.layouts.tape, layout, tile_size(layout.rows), X, P, p_step, outputs=(Y,), progress=progress)
     return Y
 
 
@@ -84,7 +84,7 @@ def tangent(tape, X, P, p_step, V, v_step, Y=None, Y_dot=None, progress=None) ->
     layout, q = tape.layouts.tangent, V.shape[2]
     Y = _empty(Y, (X.shape[0], tape.n_out))
     Y_dot = _empty(Y_dot, (X.shape[0], tape.n_out, q))
-    sweep("forward_tangent", tape, layout, tile_size(layout.values.n, q), X, P, p_step, (V, v_step),
+    sweep("forward_tangent", tape.layouts.tape, layout, tile_size(layout.values.n, q), X, P, p_step, (V, v_step),
           outputs=(Y, Y_dot), progress=progress)
     return Y, Y_dot
 
@@ -98,7 +98,7 @@ def adjoint(tape, X, P, p_step, W, w_step, Y=None, X_bar=None, progress=None) ->
     layout, r = tape.layouts.reverse, W.shape[2]
     Y = _empty(Y, (X.shape[0], tape.n_out))
     X_bar = _empty(X_bar, (X.shape[0], tape.n_in, r))
-    sweep("reverse_adjoint", tape, layout, _reverse_tile(layout, r), X, P, p_step, (W, w_step),
+    sweep("reverse_adjoint", tape.layouts.tape, layout, _reverse_tile(layout, r), X, P, p_step, (W, w_step),
           outputs=(Y, X_bar), tail=(0,), progress=progress)
     return Y, X_bar
 
@@ -117,7 +117,7 @@ def adjoint_sum(tape, X, P, p_step, W, w_step, weights, progress=None) -> tuple[
             Wb, step = np.ascontiguousarray(weights[block, None, None] * Wb), 1
         t = min(tile, m)
         Y, S = np.empty((m, tape.n_out)), np.empty((-(-m // t), tape.n_in, r))
-        sweep("reverse_adjoint", tape, layout, t, X[block], rows(P, p_step, block), p_step, (Wb, step),
+        sweep("reverse_adjoint", tape.layouts.tape, layout, t, X[block], rows(P, p_step, block), p_step, (Wb, step),
               outputs=(Y,), tail=(S, 1))
         ys.append(weighted_sum(Y, None if weights is None else weights[block]))
         gs.append(pairwise(S))
@@ -159,7 +159,7 @@ def hessian(tape, X, P, p_step, W, w_step, V, v_step, Y=None, G=None, HV=None, p
             else:
                 Gt, Ht = Gb, HV[block] if whole else np.empty((m, n, Vc.shape[2]))
                 outputs, tail = (Yb, Gt, Ht), (0,)
-            sweep("reverse_hessian", tape, layout, tile, Xb, Pb, p_step, (Wb, ws), (Vc, step),
+            sweep("reverse_hessian", tape.layouts.tape, layout, tile, Xb, Pb, p_step, (Wb, ws), (Vc, step),
                   outputs=outputs, tail=tail)
             if reduce:
                 H_sum[:, cols] = pairwise(Ht)
@@ -191,7 +191,9 @@ def jacobian(tape, X, P, p_step, mode: str, Y=None, J=None, progress=None,
     Y, J = _values(Y, values, (N, m)), _empty(J, (N, m, n))
     for block in blocks(N, progress):
         Xb, Pb, Yb = X[block], rows(P, p_step, block), _block_rows(Y, block, (m,))
-        if mode == "forward":
+        if mode == "forward" and n <= MAX_DIRECTIONS:  # one sweep writes the block's Jacobians in place
+            tangent(tape, Xb, Pb, p_step, unit(n, slice(0, n)), 0, Yb, J[block])
+        elif mode == "forward":
             for cols in chunks(n):
                 J[block, :, cols] = tangent(tape, Xb, Pb, p_step, unit(n, cols), 0, Yb)[1]
         else:

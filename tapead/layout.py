@@ -9,7 +9,7 @@ local partials read again (reverse_reads).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,23 +70,27 @@ class Layout:
 
 @dataclass(frozen=True)
 class Layouts:
-    """The four sweeps' layouts of one tape."""
+    """The four sweeps' layouts of one tape, and the tape they run: the tape with products
+    fused into the sums that read them (passes.fuse_products), the same values and
+    derivatives in fewer instructions; inputs, parameters and outputs as the tape's."""
 
+    tape: TapeData
     primal: Layout
     tangent: Layout
     reverse: Layout
     hessian: Layout
 
     def sizes(self, tape: TapeData) -> dict:
-        """Instructions recorded and after optimisation, slots, the values the reverse sweep reads,
-        scratch rows, bytes per point and tile of each sweep, and the dot-product chains."""
+        """Instructions recorded, after optimisation and as the sweeps run them, slots, the values
+        the reverse sweep reads, scratch rows, bytes per point and tile of each sweep, and the
+        dot-product chains."""
         rows = self.primal.values.n  # values of the forward sweeps, adjoints of the reverse one
         reverse = self.reverse.values.n + rows  # value rows reused, but those read again pinned
         hessian = self.hessian.values.n + rows
-        chained = self.reverse.op
+        chained, run = self.reverse.op, self.tape
         return {
             "recorded_ops": tape.n_recorded or tape.n_ops, "ops": tape.n_ops, "slots": tape.n_slots,
-            "values_read_by_reverse": int(reverse_reads(tape).sum()),
+            "sweep_ops": run.n_ops, "values_read_by_reverse": int(reverse_reads(run).sum()),
             "rows": {"values": rows, "gradient": reverse, "hessian": hessian},
             "bytes_per_point": {"values": 8 * rows, "gradient": 8 * reverse, "jvp": f"8 * {rows} * (1 + q)",
                                 "hessian": f"8 * {hessian} * (1 + q)"},
@@ -96,12 +100,15 @@ class Layouts:
 
     @classmethod
     def of(cls, tape: TapeData) -> Layouts:
+        fused = passes.fuse_products(tape)
+        if fused is not tape:  # read-only, as the kernels get every tape array (one signature)
+            tape = replace(fused, **{k: _frozen(v) for k, v in vars(fused).items() if isinstance(v, np.ndarray)})
         forward = Rows.of(tape)
         chained = _frozen(passes.chain_ops(tape))
         flags = _frozen(reverse_flags(tape))
         reverse = Rows.of(tape, keep=reverse_reads(tape))
         hessian = Rows.of(tape, keep=reverse_reads(tape, second=True))
-        return cls(primal=Layout(chained, forward), tangent=Layout(tape.op, forward),
+        return cls(tape=tape, primal=Layout(chained, forward), tangent=Layout(tape.op, forward),
                    reverse=Layout(chained, reverse, forward, flags), hessian=Layout(tape.op, hessian, forward, flags))
 
 

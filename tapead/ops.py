@@ -382,6 +382,13 @@ def _rows() -> list[OpSpec]:
         S("zero_skip_mul", 2, "0.0 if (x == 0.0 or y == 0.0) else x * y", ("y", "x"), ("0.0", "1.0", "0.0"),
           "zero_skip_mul({x}, {y})", (_R, _R), exact=True, commutative=True, sympy="x*y",
           twin="np.where((x == 0.0) | (y == 0.0), 0.0, x * y)"),
+        # x * y + w and x * y + c: what the optimizer makes of an add (addc) whose operand is a
+        # mul read nowhere else (Horner steps, dot products of two traced vectors). Two
+        # roundings, as the pair had (no FMA): the same values.
+        S("muladd", 3, "x * y + w", ("y", "x", "1.0"), ("0.0", "1.0", "0.0", "0.0", "0.0", "0.0"),
+          "{x}*{y} + {w}", (_R, _R, _R), exact=True, sympy="x*y + w", twin="np.add(x * y, w)"),
+        S("muladdc", 2, "x * y + c", ("y", "x"), ("0.0", "1.0", "0.0"), "{x}*{y} + {c}", (_R, _R), exact=True,
+          sympy="x*y + c"),
     ]
 
 

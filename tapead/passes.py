@@ -28,7 +28,7 @@ from tapead.kernels.tiles import CHAIN_ADDMULC, CHAIN_END, CHAIN_LINK, CHAIN_MUL
 from tapead.ops import BY_NAME, CONST, OPS
 from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
 
-__all__ = ["optimize", "eliminate_dead_code", "fuse_multiply_add", "chain_ops"]
+__all__ = ["optimize", "eliminate_dead_code", "fuse_multiply_add", "fuse_products", "chain_ops"]
 
 # per opcode, the columns of the op table the pass reads (``OpSpec.uses_const`` is a regex search)
 _ARITY = [s.arity for s in OPS]
@@ -38,6 +38,7 @@ _KEYED_CONST = [s.uses_const or s.code == CONST for s in OPS]  # the immediate i
 _NEG, _SQUARE, _MULC = BY_NAME["neg"].code, BY_NAME["square"].code, BY_NAME["mulc"].code
 _ADDC, _DIVC, _MUL, _WHERE = BY_NAME["addc"].code, BY_NAME["divc"].code, BY_NAME["mul"].code, BY_NAME["where"].code
 _ADD, _SUB, _ADDMULC = BY_NAME["add"].code, BY_NAME["sub"].code, BY_NAME["addmulc"].code
+_MULADD, _MULADDC = BY_NAME["muladd"].code, BY_NAME["muladdc"].code
 
 
 def _bits(c: float) -> int:
@@ -174,11 +175,10 @@ def fuse_multiply_add(tape: TapeData) -> TapeData:
     sweeps read and write one row less (an MLP's dense layers and RK4's stages are made of
     these pairs).
     """
-    lead, n = tape.n_in + tape.n_params, tape.n_slots
-    op, arg0, arg1, const = tape.op.tolist(), tape.arg0.tolist(), tape.arg1.tolist(), tape.const.tolist()
+    op, arg0, arg1, arg2, const = _columns(tape)
     readers = _readers(tape)
     fused = False
-    for i in range(lead, n):
+    for i in range(tape.n_in + tape.n_params, tape.n_slots):
         code = op[i]
         if code != _ADD and code != _SUB:
             continue
@@ -189,13 +189,46 @@ def fuse_multiply_add(tape: TapeData) -> TapeData:
             op[i], arg0[i], arg1[i] = _ADDMULC, a, arg0[t]
             const[i] = const[t] if code == _ADD else -const[t]
             fused = True
-    if not fused:
-        return tape
+    return _rebuilt(tape, op, arg0, arg1, arg2, const) if fused else tape
+
+
+def fuse_products(tape: TapeData) -> TapeData:
+    """x*y + w (an add of a mul) as one ``muladd`` and x*y + c (an addc of a mul) as one
+    ``muladdc`` instruction, where nothing else reads the product; the mul then dies.
+
+    This is the form the sweeps run (tapead.layout), not the tape a user reads: the worked
+    example's trace keeps its textbook instructions. Same values (the product is rounded,
+    then the sum: no FMA) and derivatives (the same terms in the same order). Horner steps
+    and dot products of two traced vectors are made of these pairs.
+    """
+    op, arg0, arg1, arg2, const = _columns(tape)
+    readers = _readers(tape)
+    fused = False
+    for i in range(tape.n_in + tape.n_params, tape.n_slots):
+        code = op[i]
+        if code == _ADDC and op[arg0[i]] == _MUL and readers[arg0[i]] == 1:
+            t = arg0[i]
+            op[i], arg0[i], arg1[i] = _MULADDC, arg0[t], arg1[t]
+            fused = True
+        elif code == _ADD:
+            a, t = (arg0[i], arg1[i]) if op[arg1[i]] == _MUL and readers[arg1[i]] == 1 else (arg1[i], arg0[i])
+            if op[t] == _MUL and readers[t] == 1 and a != t:  # add is commutative bit for bit
+                op[i], arg0[i], arg1[i], arg2[i] = _MULADD, arg0[t], arg1[t], a
+                fused = True
+    return _rebuilt(tape, op, arg0, arg1, arg2, const) if fused else tape
+
+
+def _columns(tape: TapeData) -> tuple[list, list, list, list, list]:
+    return tape.op.tolist(), tape.arg0.tolist(), tape.arg1.tolist(), tape.arg2.tolist(), tape.const.tolist()
+
+
+def _rebuilt(tape: TapeData, op, arg0, arg1, arg2, const) -> TapeData:
+    """``tape`` with new instruction columns, the instructions nothing reads any more removed."""
     return eliminate_dead_code(TapeData(
         op=np.array(op, dtype=OP_DTYPE), arg0=np.array(arg0, dtype=INDEX_DTYPE),
-        arg1=np.array(arg1, dtype=INDEX_DTYPE), arg2=tape.arg2, const=np.array(const, dtype=np.float64),
-        outputs=tape.outputs, n_in=tape.n_in, n_params=tape.n_params, out_shape=tape.out_shape,
-        source=tape.source, source_index=tape.source_index, n_recorded=tape.n_recorded,
+        arg1=np.array(arg1, dtype=INDEX_DTYPE), arg2=np.array(arg2, dtype=INDEX_DTYPE),
+        const=np.array(const, dtype=np.float64), outputs=tape.outputs, n_in=tape.n_in, n_params=tape.n_params,
+        out_shape=tape.out_shape, source=tape.source, source_index=tape.source_index, n_recorded=tape.n_recorded,
     ))
 
 

@@ -412,7 +412,10 @@ def test_what_a_guarded_tape_cannot_do_says_so():
                  lambda: pickle.dumps(tape), lambda: tapead.record(lambda x: tape(x), 2)):
         with pytest.raises(TypeError, match="branches='guard'"):
             call()
+    with pytest.raises(TypeError, match="one per path"):
+        tapead.optimize(tape)
     tape.paths[0].tape.sparse_jacobian(X)  # a path's own tape is a plain Tape
+    tapead.optimize(tape.paths[0].tape)
 
 
 def test_find_nonfinite_reports_points_on_every_path():

@@ -41,9 +41,10 @@ def test_what_is_not_a_chain():
 
 def _without_chains(tape):
     plain = tapead.Tape.from_data(tape)
-    layouts = plain.layouts  # the same layouts with the op codes unmarked
-    plain.__dict__["layouts"] = dataclasses.replace(layouts, primal=dataclasses.replace(layouts.primal, op=plain.op),
-                                                    reverse=dataclasses.replace(layouts.reverse, op=plain.op))
+    layouts = plain.layouts  # the same layouts with the op codes unmarked (as the tangent sweep's)
+    unmarked = layouts.tangent.op
+    plain.__dict__["layouts"] = dataclasses.replace(layouts, primal=dataclasses.replace(layouts.primal, op=unmarked),
+                                                    reverse=dataclasses.replace(layouts.reverse, op=unmarked))
     return plain
 
 

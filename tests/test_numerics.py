@@ -13,22 +13,24 @@ from tapead.ops import BY_NAME, numpy_function
 
 from .helpers import OP_ROWS, const_for, one_op_tape, op_id, sample_domain
 
-X, Y, C = sp.symbols("x y c", real=True)
+X, Y, W, C = sp.symbols("x y w c", real=True)
+OPERANDS = (X, Y, W)
 SMOOTH = [s for s in OP_ROWS if s.smooth]
 
 
 def _sympy(spec):
     """The row's mathematical definition (its ``sympy`` column), independent of the table's formulas."""
-    return sp.sympify(spec.sympy, locals={"x": X, "y": Y, "c": C})
+    return sp.sympify(spec.sympy, locals={"x": X, "y": Y, "w": W, "c": C})
 
 
 def test_every_smooth_row_has_a_sympy_definition():
     missing = [s.name for s in SMOOTH if not s.sympy]
-    assert not missing, f"give these rows of tapead/ops.py a sympy= definition (in x, y, c): {missing}"
+    assert not missing, f"give these rows of tapead/ops.py a sympy= definition (in x, y, w, c): {missing}"
     assert {s.name for s in BY_NAME.values() if s.sympy} == {s.name for s in SMOOTH}
     for spec in SMOOTH:  # in the row's own operands only
-        assert _sympy(spec).free_symbols <= {X, Y, C}
-        assert _sympy(spec).has(Y) == (spec.arity == 2) and _sympy(spec).has(C) == spec.uses_const, spec.name
+        assert _sympy(spec).free_symbols <= {*OPERANDS[:spec.arity], C}, spec.name
+        assert all(_sympy(spec).has(s) for s in OPERANDS[:spec.arity]), spec.name
+        assert _sympy(spec).has(C) == spec.uses_const, spec.name
 
 
 def _table(expr, point, c, z):
@@ -38,15 +40,13 @@ def _table(expr, point, c, z):
 
 @pytest.mark.parametrize("spec", SMOOTH, ids=op_id)
 def test_partials_and_second_partials_match_sympy(spec, rng):
-    symbols = [X, Y][: spec.arity]
+    symbols = OPERANDS[: spec.arity]
     f = _sympy(spec)
     c = const_for(spec, rng)
     first = [sp.diff(f, s) for s in symbols]
     second = [sp.diff(f, symbols[j], symbols[k]) for j, k in spec.pairs]
     for point in sample_domain(spec, 8, rng):
-        subs = {X: sp.Float(point[0], 30), C: sp.Float(c, 30)}
-        if spec.arity > 1:
-            subs[Y] = sp.Float(point[1], 30)
+        subs = {s: sp.Float(v, 30) for s, v in zip(symbols, point)} | {C: sp.Float(c, 30)}
         z = _table(spec.primal, point, c, None)
         assert z == pytest.approx(float(f.evalf(30, subs=subs)), rel=1e-14, abs=1e-300)
         for expr, exact in zip(spec.partials + spec.second, first + second):

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tapead
+from tapead import reference
 from tapead.layout import reverse_reads
 from tapead.ops import OPS
 from tapead.passes import eliminate_dead_code, optimize
@@ -124,7 +125,7 @@ def test_stats(n):
 def test_reverse_layout_keeps_every_value_and_adjoint_it_reads(layout, second, tape):
     """Replay a reverse sweep's layout on slot numbers instead of values: every row read holds
     the slot it is meant to, in the forward part and in the reverse part."""
-    sweep = getattr(tape.layouts, layout)
+    sweep, tape = getattr(tape.layouts, layout), tape.layouts.tape  # the layout of the tape the sweeps run
     (*vargs, res, n_values), (*bargs, bres, n_bar) = sweep.values.arguments(), sweep.adjoints.arguments()
     flags = sweep.flags
     args, lead, n = (tape.arg0, tape.arg1, tape.arg2), tape.n_in + tape.n_params, tape.n_slots
@@ -149,3 +150,24 @@ def test_reverse_layout_keeps_every_value_and_adjoint_it_reads(layout, second, t
             assert arg[i] < 0 or owner[barg[i]] == arg[i]
     for j in range(tape.n_in):
         assert flags[j] & 8 or owner[bres[j]] == j
+
+
+def test_products_are_fused_into_the_sums_the_sweeps_run():
+    coeffs = [1.0, -0.5, 0.25, 2.0, -3.0]
+
+    def horner(x):
+        p = coeffs[0]
+        for c in coeffs[1:]:
+            p = p * x[0] + c
+        return p * x[1] + x[0] * x[0]  # a muladd of a square (not fused: not a mul) and a mul
+
+    tape = tapead.record(horner, 2)
+    run = tape.layouts.tape
+    names = [OPS[c].name for c in run.op[run.n_in:]]
+    assert names.count("muladdc") == 3 and names.count("muladd") == 1 and "mul" not in names, names
+    assert tape.stats()["sweep_ops"] == run.n_ops < tape.n_ops
+    assert "muladd" not in str(tape)  # the tape a user reads keeps its instructions
+    X = np.random.default_rng(5).uniform(-2, 2, (300, 2))
+    np.testing.assert_array_equal(tape(X), reference.evaluate(tape, X)[:, 0])
+    _, G = reference.vjp(tape, X, None, np.ones((300, 1, 1)))
+    np.testing.assert_array_equal(tape.gradient(X), G[:, :, 0])
