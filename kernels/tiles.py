@@ -268,19 +268,19 @@ def _seed_tangents(X_dot, x_dot_step, res, n_in, n_params, v_dot, start, m):
 
 @njit(**INNER)
 def _store_tangents(Y, Y_dot, v, v_dot, res, outputs, start, m):
-    """Y[start + p, j] and Y_dot[start + p, j, d] from the outputs' value and tangent rows;
-    the tangents point by point, so that the writes to Y_dot are sequential (the rows are in
-    cache, the result is not: a loop over points per (j, d) wrote with a stride of m q)."""
+    """Y[start + p, j] and Y_dot[start + p, j, d] from the outputs' value and tangent rows, a
+    loop over the tile's points per (j, d) (point by point, with loops over j and d inside,
+    measured no faster on a 3 -> 3 Jacobian, and up to 1.5x slower with three directions)."""
     n_out = outputs.shape[0]
     q = v_dot.shape[1]
     for j in range(n_out):
         s = res[outputs[j]]
         for p in range(m):
             Y[start + p, j] = v[s, p]
-    for p in range(m):
-        for j in range(n_out):
-            s = res[outputs[j]]
-            for d in range(q):
+    for j in range(n_out):
+        s = res[outputs[j]]
+        for d in range(q):
+            for p in range(m):
                 Y_dot[start + p, j, d] = v_dot[s, d, p]
 
 
