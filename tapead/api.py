@@ -17,19 +17,12 @@ from tapead import io as tape_io
 from tapead.diagnose import NonFinite, find_nonfinite
 from tapead.evaluate import jacobian_mode
 from tapead.explain import Explanation, explain
-from tapead.layout import Layouts
+from tapead.layout import Layouts, frozen
 from tapead.minimize import ScipyFunctions
 from tapead.tape import TapeData, validate
 from tapead.tracer import holds_traced, inline, trace
 
 __all__ = ["Tape", "record", "load", "optimize", "jacobian_mode"]
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    """A read-only copy of ``a``."""
-    a = np.array(a)
-    a.setflags(write=False)
-    return a
 
 
 class Tape(TapeData):
@@ -54,7 +47,7 @@ class Tape(TapeData):
         change them after the check (the kernels trust them)."""
         validate(data)
         fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
-        return cls(**{k: _frozen(v) if isinstance(v, np.ndarray) else v for k, v in fields.items()})
+        return cls(**{k: frozen(v) if isinstance(v, np.ndarray) else v for k, v in fields.items()})
 
     def save(self, path) -> None:
         """Write the tape to ``path`` in tapead's pickle-free format (see tapead.io); read it with
@@ -92,15 +85,18 @@ class Tape(TapeData):
     # after each block of points), and all but the sparse ones (whose (N, nnz) values are new
     # arrays) ``out=``: arrays to fill of exactly the result's shape, float64 C-contiguous,
     # sharing no memory with the inputs (a numpy memmap works); a pair or triple for methods
-    # that return several. With both, any number of points runs in bounded extra memory. Those
-    # that return per-point results also take ``reduce="sum"`` or ``"mean"`` (with optional
-    # per-point ``weights=``): the (weighted) sum or mean over the points instead, computed in
-    # bounded memory, in the same bits whatever the thread count.
+    # that return several. With both, any number of points runs in bounded extra memory.
+    # tape(), the gradient, vjp, Jacobian and Hessian methods also take ``reduce="sum"`` or
+    # ``"mean"`` (with optional per-point ``weights=``): the (weighted) sum or mean over the
+    # points instead, computed in bounded memory, in the same bits whatever the thread count.
 
     def __call__(self, X, *args, out=None, progress=None, reduce=None, weights=None) -> np.ndarray:
         """Values y = f(x) at every point: (N, *out_shape), or out_shape for one point (or their
         sum or mean with ``reduce=``)."""
         if holds_traced(X) or any(holds_traced(a) for a in args):  # inside another record: inline this tape
+            if out is not None or progress is not None or reduce is not None or weights is not None:
+                raise TypeError("tape() on traced values (inside another record) records its instructions: "
+                                "out=, progress=, reduce= and weights= apply to numbers only")
             return inline(self, X, *shapes.split(args, self.n_params, [], "tape()"))
         X, batched, P, p_step = self._args(X, args, [], "tape()")
         N = X.shape[0]

@@ -375,8 +375,9 @@ def _first_path(tape: GuardedTape, sweep: Callable, X, P, p_step: int, Y, progre
 
 
 def _rows(A, step: int, idx):
-    """The rows ``idx`` of a per-point array (step 1); a shared one (step 0), or None, as it is."""
-    return A[idx] if step and A is not None else A
+    """The rows ``idx`` of a per-point array (step 1); a shared one (step 0), None, or all rows
+    (``idx`` None: every point on one path), as it is."""
+    return A[idx] if step and A is not None and idx is not None else A
 
 
 def _new(out, shape: tuple[int, ...]) -> np.ndarray:

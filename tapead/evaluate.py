@@ -5,8 +5,9 @@ Arguments follow the sweeps' conventions: points X (N, n) (a stride-0 view for o
 all points), parameters P with a point step ``p_step`` (1: a row per point, 0: one row for
 all), seeds V (N or 1, n, q) and output weights W (N or 1, m, r) with their steps. Results are
 (N, m), (N, m, q), (N, n, r), (N, n, q) arrays, or sums over the points when reduced: the
-kernels sum each tile's points, and tiles and blocks are added here in a fixed tree, so a sum
-has the same bits whatever the thread count.
+adjoint and Hessian sweeps sum each tile's points, values and Jacobians are summed per block
+with numpy's pairwise sum, and tiles and blocks are added here in a fixed tree, so a sum has
+the same bits whatever the thread count.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ from tapead.runtime import tile_size
 from tapead.tape import INDEX_DTYPE, TapeData
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
+def frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only copy of ``a``: what the kernels get of every tape array (a writable array
+    would compile another signature)."""
     a = np.array(a)
     a.setflags(write=False)
     return a
@@ -41,7 +43,7 @@ class Rows:
     def of(cls, tape: TapeData, keep: np.ndarray | None = None) -> Rows:
         """Value rows reused once dead, except those where ``keep`` is true."""
         *args, res, n = compact_slots(tape, keep)
-        return cls(*(_frozen(a) for a in (*args, res)), int(n))
+        return cls(*(frozen(a) for a in (*args, res)), int(n))
 
     def arguments(self) -> tuple:
         return self.arg0, self.arg1, self.arg2, self.res, self.n
@@ -102,10 +104,10 @@ class Layouts:
     def of(cls, tape: TapeData) -> Layouts:
         fused = passes.fuse_products(tape)
         if fused is not tape:  # read-only, as the kernels get every tape array (one signature)
-            tape = replace(fused, **{k: _frozen(v) for k, v in vars(fused).items() if isinstance(v, np.ndarray)})
+            tape = replace(fused, **{k: frozen(v) for k, v in vars(fused).items() if isinstance(v, np.ndarray)})
         forward = Rows.of(tape)
-        chained = _frozen(passes.chain_ops(tape))
-        flags = _frozen(reverse_flags(tape))
+        chained = frozen(passes.chain_ops(tape))
+        flags = frozen(reverse_flags(tape))
         reverse = Rows.of(tape, keep=reverse_reads(tape))
         hessian = Rows.of(tape, keep=reverse_reads(tape, second=True))
         return cls(tape=tape, primal=Layout(chained, forward), tangent=Layout(tape.op, forward),

@@ -197,22 +197,28 @@ def fuse_products(tape: TapeData) -> TapeData:
     ``muladdc`` instruction, where nothing else reads the product; the mul then dies.
 
     This is the form the sweeps run (tapead.layout), not the tape a user reads: the worked
-    example's trace keeps its textbook instructions. Same values (the product is rounded,
-    then the sum: no FMA) and derivatives (the same terms in the same order). Horner steps
-    and dot products of two traced vectors are made of these pairs.
+    example's trace keeps its textbook instructions. Only a product computed just before its
+    sum is fused, and only when the sum's other operand is neither factor: then the reverse
+    sweep adds the same contributions to every adjoint in the same order, so values and
+    derivatives are the pair's bit for bit (the product is rounded, then the sum: no FMA).
+    Horner steps and running dot products of two traced vectors are made of these pairs.
     """
     op, arg0, arg1, arg2, const = _columns(tape)
     readers = _readers(tape)
     fused = False
+
+    def fusable(t: int, i: int, other: int = -1) -> bool:
+        return t == i - 1 and op[t] == _MUL and readers[t] == 1 and other not in (t, arg0[t], arg1[t])
+
     for i in range(tape.n_in + tape.n_params, tape.n_slots):
         code = op[i]
-        if code == _ADDC and op[arg0[i]] == _MUL and readers[arg0[i]] == 1:
+        if code == _ADDC and fusable(arg0[i], i):
             t = arg0[i]
             op[i], arg0[i], arg1[i] = _MULADDC, arg0[t], arg1[t]
             fused = True
         elif code == _ADD:
-            a, t = (arg0[i], arg1[i]) if op[arg1[i]] == _MUL and readers[arg1[i]] == 1 else (arg1[i], arg0[i])
-            if op[t] == _MUL and readers[t] == 1 and a != t:  # add is commutative bit for bit
+            a, t = (arg0[i], arg1[i]) if arg1[i] == i - 1 else (arg1[i], arg0[i])  # add is commutative
+            if fusable(t, i, a):
                 op[i], arg0[i], arg1[i], arg2[i] = _MULADD, arg0[t], arg1[t], a
                 fused = True
     return _rebuilt(tape, op, arg0, arg1, arg2, const) if fused else tape

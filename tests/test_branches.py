@@ -428,3 +428,21 @@ def test_find_nonfinite_reports_points_on_every_path():
 def test_the_modules_examples_run():
     result = doctest.testmod(tapead.branches, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 2 and result.failed == 0
+
+
+def test_weighted_reductions_with_every_point_on_one_path():
+    tape = _record(_if_else, 2, at=[1.0, 1.0])
+    plain = tapead.record(IF_BRANCHES[0], 2)
+    rng = np.random.default_rng(11)
+    N = tapead.runtime.BLOCK + 1000  # more than one block
+    X = rng.uniform(1.0, 2.0, (N, 2))  # x0 * x1 > 0.5 everywhere: the first path only
+    w, W = rng.uniform(0, 1, N), rng.normal(size=(N,))
+    np.testing.assert_allclose(tape(X, reduce="sum", weights=w), plain(X, reduce="sum", weights=w), rtol=1e-13)
+    for got, want in zip(tape.value_and_gradient(X, reduce="mean", weights=w),
+                         plain.value_and_gradient(X, reduce="mean", weights=w)):
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+    for got, want in zip(tape.vjp(X, W, reduce="sum"), plain.vjp(X, W, reduce="sum")):
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+    np.testing.assert_allclose(tape.jacobian(X, reduce="sum", weights=w), plain.jacobian(X, reduce="sum", weights=w),
+                               rtol=1e-13)
+    assert len(tape.paths) == 1

@@ -1,12 +1,14 @@
 """The optimizer: smaller tapes, identical values, derivatives to rounding, valid tapes."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import tapead
-from tapead import reference
+from tapead import passes, reference
 from tapead.layout import reverse_reads
 from tapead.ops import OPS
 from tapead.passes import eliminate_dead_code, optimize
@@ -159,7 +161,7 @@ def test_products_are_fused_into_the_sums_the_sweeps_run():
         p = coeffs[0]
         for c in coeffs[1:]:
             p = p * x[0] + c
-        return p * x[1] + x[0] * x[0]  # a muladd of a square (not fused: not a mul) and a mul
+        return x[0] * x[0] + p * x[1]  # a muladd of a mul and a square (not fused: not a mul)
 
     tape = tapead.record(horner, 2)
     run = tape.layouts.tape
@@ -171,3 +173,37 @@ def test_products_are_fused_into_the_sums_the_sweeps_run():
     np.testing.assert_array_equal(tape(X), reference.evaluate(tape, X)[:, 0])
     _, G = reference.vjp(tape, X, None, np.ones((300, 1, 1)))
     np.testing.assert_array_equal(tape.gradient(X), G[:, :, 0])
+
+
+def _unfused(tape):
+    plain = tapead.Tape.from_data(tape)
+    with mock.patch.object(passes, "fuse_products", lambda t: t):
+        assert plain.layouts.tape.n_ops == tape.n_ops  # laid out without fusing
+    return plain
+
+
+def test_a_product_is_fused_only_where_the_adjoints_add_up_in_the_same_order():
+    # x0 * x1 is used only after x0's other uses: fused there, x0's adjoint would add the
+    # product's contribution before theirs instead of after (a different rounding)
+    def f(x):
+        p = x[0] * x[1]
+        q = np.sin(x[0]) * 0.3 + np.exp(x[0]) * x[0]
+        return p + q + (x[0] * (x[1] + 1.0) + 1.5)
+
+    tape = tapead.record(f, 2)
+    X = np.random.default_rng(7).uniform(-2, 2, (2000, 2))
+    np.testing.assert_array_equal(tape.gradient(X), _unfused(tape).gradient(X))
+    assert "muladdc" in [OPS[c].name for c in tape.layouts.tape.op]  # the adjacent pair is fused
+
+
+@given(tape=random_tapes(max_ops=24), seed=st.integers(0, 2**32 - 1))
+def test_fused_products_give_the_unfused_results_bit_for_bit(tape, seed):
+    plain = _unfused(tape)
+    rng = np.random.default_rng(seed)
+    X, P = rng.uniform(-2, 2, (50, tape.n_in)), rng.uniform(-2, 2, (50, tape.n_params))
+    args = (P,) if tape.n_params else ()
+    W, V = np.ones((1, tape.n_out, 1)), rng.normal(size=(50, tape.n_in, 2))
+    for method in (lambda t: t.vjp(X, *args, W), lambda t: t.jvp(X, *args, V),
+                   lambda t: (t.hessian(X, *args, W=np.ones(tape.out_shape)),)):
+        for got, want in zip(method(tape), method(plain)):
+            np.testing.assert_array_equal(np.where(np.isnan(want), 0.0, got), np.where(np.isnan(want), 0.0, want))

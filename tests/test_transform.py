@@ -294,3 +294,10 @@ def test_a_guarded_tape_refuses_to_be_differentiated_inside_a_record():
         with pytest.raises(TypeError, match="branches='guard' cannot be differentiated"):
             tapead.record(method, 1)
     assert g.gradient(np.array([[2.0], [-3.0]])).tolist() == [[2.0], [-1.0]]  # numeric points still work
+
+
+def test_a_tape_called_on_traced_values_refuses_arguments_for_numbers():
+    inner = tapead.record(lambda x: x[0] * x[1], 2)
+    for kwargs in ({"reduce": "sum"}, {"weights": np.ones(1)}, {"out": np.empty(())}, {"progress": print}):
+        with pytest.raises(TypeError, match="numbers only"):
+            tapead.record(lambda x, kwargs=kwargs: inner(x, **kwargs), 2)
