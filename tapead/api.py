@@ -114,9 +114,9 @@ class Tape(TapeData):
         With ``reduce="sum"`` (or ``"mean"``, optional ``weights`` (N,)): the sum of f over the
         points and its gradient (n,), summed inside the reverse sweep. One x (n,) with
         parameters P (N, k) evaluates x at every row of P: a likelihood over N observations."""
+        self._scalar("gradient")
         if transform.traced(X, *args):  # inside another record: the gradient as traced code
             return transform.value_and_gradient(self, X, args, out=out, reduce=reduce, weights=weights)
-        self._scalar("gradient")
         X, batched, P, p_step = self._args(X, args, [], "value_and_gradient")
         N, n, ones = X.shape[0], self.n_in, np.ones((1, 1, 1))
         reduce, w = shapes.reduction("value_and_gradient", reduce, weights, N, batched, out)
@@ -191,10 +191,10 @@ class Tape(TapeData):
         return self._value_and_jacobian(X, args, mode, out, progress, reduce, weights)
 
     def _value_and_jacobian(self, X, args, mode, out, progress, reduce, weights, values=True):
-        if transform.traced(X, *args):  # inside another record: the Jacobian as traced code
-            return transform.value_and_jacobian(self, X, args, mode, out=out, reduce=reduce, weights=weights)
         if mode not in ("auto", "forward", "reverse"):
             raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+        if transform.traced(X, *args):  # inside another record: the Jacobian as traced code
+            return transform.value_and_jacobian(self, X, args, mode, out=out, reduce=reduce, weights=weights)
         X, batched, P, p_step = self._args(X, args, [], "value_and_jacobian")
         n, m, N, shape = self.n_in, self.n_out, X.shape[0], self.out_shape
         mode = jacobian_mode(n, m) if mode == "auto" else mode

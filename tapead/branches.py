@@ -41,17 +41,16 @@ import numpy as np
 
 from tapead import evaluate, passes, shapes
 from tapead.api import Tape
-from tapead.ops import CONST, INPUT, OPS, PARAM, numpy_function
+from tapead.layout import frozen
+from tapead.ops import CONDITIONS, CONST, INPUT, OPS, PARAM
 from tapead.tape import INDEX_DTYPE, TapeData, format_const, format_tape, slot_name, validate
-from tapead.tracer import CONDITIONS, GUARDS, Var, _user_frame, holds_traced, trace
+from tapead.tracer import GUARDS, Var, _user_frame, holds_traced, trace
 
 __all__ = ["Guard", "Path", "GuardedTape", "BranchError", "record_guarded", "DEFAULT_MAX_PATHS"]
 
 DEFAULT_MAX_PATHS = 32
 MODES = (None, "guard")
 
-# the table's primal formulas, to evaluate the tape being recorded at the reference point
-_PRIMAL = [numpy_function(spec.primal) if spec.code > CONST else None for spec in OPS]
 
 
 class BranchError(ValueError):
@@ -168,9 +167,9 @@ class _Recording:
                 elif code == CONST:
                     v.append(np.float64(rec.const[i]))
                 else:
-                    arity = OPS[code].arity
-                    args = [v[a] for a in (rec.arg0[i], rec.arg1[i], rec.arg2[i])[:arity]] + [None] * (3 - arity)
-                    v.append(np.float64(_PRIMAL[code](*args, np.float64(rec.const[i]), None)))
+                    spec = OPS[code]  # the op table's primal, as the optimizer folds constants
+                    operands = [v[a] for a in (rec.arg0[i], rec.arg1[i], rec.arg2[i])[:spec.arity]]
+                    v.append(np.float64(spec.fold(operands, rec.const[i])))
         return v[var.slot]
 
     def truth(self, var: Var) -> bool:
@@ -232,11 +231,12 @@ def _record_path(f: Callable, n: int, n_params: int, source_lines: bool, optimiz
     tape = Tape.from_data(replace(both, outputs=both.outputs[:m].copy(), out_shape=data.out_shape))
     slots = both.outputs[m:].tolist()
     guards = tuple(Guard(s, _guard_text(tape, s), *seen[t]) for s, t in zip(slots, tested))
+    x0, p0 = (frozen(np.asarray(a, dtype=np.float64)) for a in (x0, p0))
     if not guards:
-        return Path(tape, guards, _readonly(x0), _readonly(p0), None, None, None)
+        return Path(tape, guards, x0, p0, None, None, None)
     checks, columns = _on_inputs_read(passes.optimize(replace(both, outputs=np.array(slots, dtype=INDEX_DTYPE),
                                                               out_shape=(len(slots),))))
-    return Path(tape, guards, _readonly(x0), _readonly(p0), Tape.from_data(both), Tape.from_data(checks), columns)
+    return Path(tape, guards, x0, p0, Tape.from_data(both), Tape.from_data(checks), columns)
 
 
 def _on_inputs_read(tape: TapeData) -> tuple[TapeData, np.ndarray | None]:
@@ -263,12 +263,6 @@ def _on_inputs_read(tape: TapeData) -> tuple[TapeData, np.ndarray | None]:
         op=tape.op[keep], arg0=new[tape.arg0[keep]], arg1=new[tape.arg1[keep]], arg2=new[tape.arg2[keep]],
         const=tape.const[keep], outputs=new[tape.outputs], n_in=k, n_params=tape.n_params,
         out_shape=tape.out_shape)), columns
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, dtype=np.float64)
-    a.setflags(write=False)
-    return a
 
 
 def _point(a, length: int, name: str) -> np.ndarray:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["OpSpec", "OPS", "BY_NAME", "INPUT", "PARAM", "CONST", "OPERANDS", "READS", "READS_SECOND",
+__all__ = ["OpSpec", "OPS", "BY_NAME", "INPUT", "PARAM", "CONST", "CONDITIONS", "OPERANDS", "READS", "READS_SECOND",
            "op_table_hash", "numpy_function", "partial_kind", "second_pairs", "zero_skip_mul"]
 
 OPERANDS = ("x", "y", "w")  # the operands' names in the table's expressions (``z`` is the result, ``c`` the immediate)
@@ -403,6 +403,8 @@ def _number(rows: list[OpSpec]) -> tuple[OpSpec, ...]:
 OPS: tuple[OpSpec, ...] = _number(_rows())
 BY_NAME: dict[str, OpSpec] = {row.name: row for row in OPS}
 INPUT, PARAM, CONST = BY_NAME["input"].code, BY_NAME["param"].code, BY_NAME["const"].code
+# the conditions: ops whose value is 1.0 (true) or 0.0 (false), read off their primal formulas
+CONDITIONS = frozenset(row.code for row in OPS if re.fullmatch(r"1\.0 if .+ else 0\.0", row.primal))
 if len(BY_NAME) != len(OPS):  # a table invariant: checked even under python -O
     raise ImportError("duplicate op names in the op table")
 

@@ -34,7 +34,7 @@ from contextvars import ContextVar
 
 import numpy as np
 
-from tapead.ops import BY_NAME, CONST, INPUT, OPS, PARAM
+from tapead.ops import BY_NAME, CONDITIONS, CONST, INPUT, OPS, PARAM
 from tapead.tape import INDEX_DTYPE, OP_DTYPE, TapeData, validate
 
 try:
@@ -258,7 +258,6 @@ def _as_float(a: object) -> float:
 # None: bool(), int() and float() of traced values then raise. A ContextVar, so that a recording
 # in one thread never sees another's.
 GUARDS: ContextVar = ContextVar("tapead_guards", default=None)
-CONDITIONS = frozenset(_CODE[name] for name in ("lt", "le", "gt", "ge", "eq", "ne", "land", "lor", "lnot"))
 
 
 class Var:

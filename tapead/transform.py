@@ -45,14 +45,15 @@ from functools import lru_cache
 import numpy as np
 
 from tapead.evaluate import jacobian_mode
-from tapead.ops import CONST, OPS, PARAM, zero_skip_mul
+from tapead.ops import CONDITIONS, CONST, OPERANDS, OPS, PARAM, zero_skip_mul
+from tapead.shapes import split
 from tapead.tape import TapeData
-from tapead.tracer import CONDITIONS, FUNCTIONS, TracedArray, Var, _as_float, _plain, holds_traced, trace
+from tapead.tracer import FUNCTIONS, TracedArray, Var, _as_float, _plain, holds_traced, trace
 
 __all__ = ["traced", "compile_expression", "value_and_gradient", "vjp", "jvp", "value_and_jacobian",
            "value_gradient_and_hessian", "hvp"]
 
-OPERAND_NAMES = ("x", "y", "w", "z", "c")  # the names of the table's expressions
+OPERAND_NAMES = (*OPERANDS, "z", "c")  # the names of the table's expressions
 
 # ---- the table's expressions as emitting functions ----------------------------------------
 
@@ -342,20 +343,16 @@ def _start(tape, method: str, X, args: tuple, extra: list[str], also=(), **numer
         if value is not None:
             raise ValueError(f"{method} on traced values (inside another record) returns one point's traced "
                              f"result: {key}= applies to numeric points only")
-    names = ["X"] + (["P"] if tape.n_params else []) + extra
-    if len(args) != len(names) - 1:
-        raise TypeError(f"{method} takes ({', '.join(names)}) for a tape with {tape.n_params} parameters, "
-                        f"got {1 + len(args)} arguments")
+    p, *rest = split(args, tape.n_params, extra, method)
     xs = _values(X, (tape.n_in,), "X", method)
-    ps = _values(args[0], (tape.n_params,), "P", method) if tape.n_params else []
-    rest = args[1:] if tape.n_params else args
+    ps = _values(p, (tape.n_params,), "P", method) if tape.n_params else []
     found = [e for a in (X, *args, *also) if a is not None
              for e in ([a] if isinstance(a, Var) else np.asarray(_plain(a), dtype=object).ravel())
              if isinstance(e, Var)]
     for e in found:
         if e.rec is not found[0].rec:
             raise ValueError("traced values from two different recordings cannot be combined")
-    return xs, ps, found[0].rec, rest
+    return xs, ps, found[0].rec, tuple(rest)
 
 
 def _shaped(rec, values: list, shape: tuple):
@@ -382,10 +379,7 @@ def _direction_last(per_direction: list[list]) -> list:
 
 
 def value_and_gradient(tape, X, args: tuple, out=None, reduce=None, weights=None):
-    """(f(x), grad f(x)) of a scalar f, traced."""
-    if tape.n_out != 1:
-        raise ValueError(f"gradient needs a scalar function; this tape has outputs of shape {tape.out_shape}: "
-                         "use vjp (or jacobian) instead")
+    """(f(x), grad f(x)) of a scalar f (Tape.value_and_gradient has checked that), traced."""
     xs, ps, rec, _ = _start(tape, "value_and_gradient", X, args, [], out=out, reduce=reduce, weights=weights)
     t = _Trace(tape, xs, ps, rec)
     (x_bar,) = t.adjoints([[1.0]])
@@ -413,9 +407,8 @@ def jvp(tape, X, args: tuple, out=None):
 
 
 def value_and_jacobian(tape, X, args: tuple, mode: str, out=None, reduce=None, weights=None):
-    """(f(x), its Jacobian (*out_shape, n)), traced, by forward or reverse mode as ``mode`` says."""
-    if mode not in ("auto", "forward", "reverse"):
-        raise ValueError(f"mode must be 'auto', 'forward' or 'reverse', got {mode!r}")
+    """(f(x), its Jacobian (*out_shape, n)), traced, by forward or reverse mode as ``mode`` (checked
+    by Tape.value_and_jacobian) says."""
     xs, ps, rec, _ = _start(tape, "value_and_jacobian", X, args, [], out=out, reduce=reduce, weights=weights)
     n, m = tape.n_in, tape.n_out
     t = _Trace(tape, xs, ps, rec)
