@@ -101,9 +101,9 @@ def _loads(spec: OpSpec, exprs: list[str], pad: str, z_row: str | None) -> list[
     return lines
 
 
-# libm calls that a unary op's expressions make run through kernels/vmath.py instead
-# (vectorisable, within 2 ulp), each expression as a helper over a tile row: compiled once,
-# called per tile, so the big generic sweeps do not grow (inlined everywhere, they took
+# libm calls that a unary or binary op's expressions make run through kernels/vmath.py
+# instead (vectorisable, within 2 ulp), each expression as a helper over tile rows: compiled
+# once, called per tile, so the big generic sweeps do not grow (inlined everywhere, they took
 # over 15 minutes to compile)
 # (every public vmath function named like a numpy one stands in for it; read from the module
 # rather than listed again here)
@@ -112,24 +112,33 @@ FAST = re.compile(rf"\bnp\.({'|'.join(_STAND_INS)})\(")
 
 
 def _rowed(spec: OpSpec, expr: str) -> bool:
-    return spec.arity == 1 and FAST.search(expr) is not None
+    return spec.arity in (1, 2) and FAST.search(expr) is not None
+
+
+def _rows(spec: OpSpec) -> str:
+    # the operand rows a helper reads: x, and y for a binary op
+    return "v[a0], v[a1]" if spec.arity == 2 else "v[a0]"
 
 
 def _call(spec: OpSpec, role: str, z_row: str, out: str) -> str:
-    return f"                _{spec.name}_{role}(v[a0], {z_row}, {out}, m)"
+    return f"                _{spec.name}_{role}({_rows(spec)}, {z_row}, {out}, m)"
 
 
 def _helper(spec: OpSpec, role: str, expr: str) -> list[str]:
-    """``out[p] = expr`` over a row with vmath's functions. vmath's sin and cos need
+    """``out[p] = expr`` over rows with vmath's functions. vmath's sin and cos need
     |x| < 2^19: the elements beyond (and inf, nan) are then redone with libm, element by
     element, so that a point's result never depends on the other points of its tile."""
     if _mentions(expr, "c"):
         raise ValueError(f"{spec.name}: a row helper's expression may not read the constant c")
     fast = FAST.sub(r"vmath.\1(", expr)
-    loads = [f"{n} = {n}s[p]" for n in ("x", "z") if _mentions(expr, n)]
-    lines = ["", "", "@njit(**INNER)", f"def _{spec.name}_{role}(xs, zs, out, m):", "    for p in range(m):",
+    trig = "vmath.sin(" in fast or "vmath.cos(" in fast
+    if trig and spec.arity != 1:
+        raise ValueError(f"{spec.name}: only a unary op's row helper may call sin or cos (|x| is checked)")
+    loads = [f"{n} = {n}s[p]" for n in ("x", "y", "z") if _mentions(expr, n)]
+    operands = "xs, ys" if spec.arity == 2 else "xs"
+    lines = ["", "", "@njit(**INNER)", f"def _{spec.name}_{role}({operands}, zs, out, m):", "    for p in range(m):",
              *[f"        {line}" for line in loads], f"        out[p] = {fast}"]
-    if "vmath.sin(" in fast or "vmath.cos(" in fast:
+    if trig:
         lines += ["    for p in range(m):", "        if not math.fabs(xs[p]) < vmath.LARGE:",
                   *[f"            {line}" for line in loads], f"            out[p] = {expr}"]
     return lines
@@ -138,9 +147,9 @@ def _helper(spec: OpSpec, role: str, expr: str) -> list[str]:
 def _helpers() -> str:
     lines = []
     for spec in OPS:
-        if spec.code > CONST and spec.arity == 1:
+        if spec.code > CONST and spec.arity in (1, 2):
             roles = [("primal", spec.primal), *((f"d{k}", e) for k, e in enumerate(spec.partials))]
-            roles.append(("h00", spec.second[0]))
+            roles += [(f"h{j}{k}", e) for (j, k), e in zip(spec.pairs, spec.second)]
             lines += [line for role, e in roles if _rowed(spec, e) for line in _helper(spec, role, e)]
     return "\n".join(lines) + "\n"
 
@@ -149,7 +158,7 @@ def _primal_branch(spec: OpSpec) -> list[str]:
     if spec.code < CONST:
         return []
     if _rowed(spec, spec.primal):
-        return [_call(spec, "primal", "v[a0]", "v[row]")]
+        return [_call(spec, "primal", "v[a0]", "v[row]")]  # (a primal reads no z)
     lines = ["                for p in range(m):"]
     lines += _loads(spec, [spec.primal], " " * 20, None)
     lines.append(f"                    v[row, p] = {spec.primal}")

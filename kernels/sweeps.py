@@ -41,6 +41,30 @@ from tapead.kernels.tiles import (CHAIN_ADDMULC, CHAIN_END, CHAIN_MULC, CHEAP, F
 
 
 @njit(**INNER)
+def _pow_d1(xs, ys, zs, out, m):
+    for p in range(m):
+        x = xs[p]
+        z = zs[p]
+        out[p] = 0.0 if z == 0.0 else z * vmath.log(x)
+
+
+@njit(**INNER)
+def _pow_h01(xs, ys, zs, out, m):
+    for p in range(m):
+        x = xs[p]
+        y = ys[p]
+        out[p] = 0.0 if y == 0.0 else np.power(x, y - 1.0) * (1.0 + y * vmath.log(x))
+
+
+@njit(**INNER)
+def _pow_h11(xs, ys, zs, out, m):
+    for p in range(m):
+        x = xs[p]
+        z = zs[p]
+        out[p] = 0.0 if z == 0.0 else z * vmath.log(x) * vmath.log(x)
+
+
+@njit(**INNER)
 def _exp_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
@@ -80,6 +104,57 @@ def _log1p_primal(xs, zs, out, m):
     for p in range(m):
         x = xs[p]
         out[p] = vmath.log1p(x)
+
+
+@njit(**INNER)
+def _logaddexp_primal(xs, ys, zs, out, m):
+    for p in range(m):
+        x = xs[p]
+        y = ys[p]
+        out[p] = x + 0.6931471805599453 if x == y else (x if x > y else y) + vmath.log1p(vmath.exp(-np.abs(x - y)))
+
+
+@njit(**INNER)
+def _logaddexp_d0(xs, ys, zs, out, m):
+    for p in range(m):
+        x = xs[p]
+        z = zs[p]
+        out[p] = vmath.exp(x - z)
+
+
+@njit(**INNER)
+def _logaddexp_d1(xs, ys, zs, out, m):
+    for p in range(m):
+        y = ys[p]
+        z = zs[p]
+        out[p] = vmath.exp(y - z)
+
+
+@njit(**INNER)
+def _logaddexp_h00(xs, ys, zs, out, m):
+    for p in range(m):
+        x = xs[p]
+        y = ys[p]
+        z = zs[p]
+        out[p] = vmath.exp(x - z) * vmath.exp(y - z)
+
+
+@njit(**INNER)
+def _logaddexp_h01(xs, ys, zs, out, m):
+    for p in range(m):
+        x = xs[p]
+        y = ys[p]
+        z = zs[p]
+        out[p] = -vmath.exp(x - z) * vmath.exp(y - z)
+
+
+@njit(**INNER)
+def _logaddexp_h11(xs, ys, zs, out, m):
+    for p in range(m):
+        x = xs[p]
+        y = ys[p]
+        z = zs[p]
+        out[p] = vmath.exp(x - z) * vmath.exp(y - z)
 
 
 @njit(**INNER)
@@ -392,12 +467,9 @@ def _log1p_value(v, a0, a1, a2, row, c, m):
     _log1p_primal(v[a0], v[a0], v[row], m)
 
 
-@njit(**INNER)
+@njit(**CHEAP)
 def _logaddexp_value(v, a0, a1, a2, row, c, m):
-    for p in range(m):
-        x = v[a0, p]
-        y = v[a1, p]
-        v[row, p] = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
+    _logaddexp_primal(v[a0], v[a1], v[a0], v[row], m)
 
 
 @njit(**CHEAP)
@@ -899,7 +971,7 @@ def _pow_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
         z = np.power(x, y)
         v[row, p] = z
         d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-        d1[p] = 0.0 if z == 0.0 else z * np.log(x)
+    _pow_d1(v[a0], v[a1], v[row], d1, m)
     for d in range(q):
         for p in range(m):
             v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
@@ -1012,13 +1084,9 @@ def _log1p_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
 def _logaddexp_tangent(v, v_dot, dd, a0, a1, a2, row, c, q, m):
     d0 = dd[0]
     d1 = dd[1]
-    for p in range(m):
-        x = v[a0, p]
-        y = v[a1, p]
-        z = x + 0.6931471805599453 if x == y else (x if x > y else y) + np.log1p(np.exp(-np.abs(x - y)))
-        v[row, p] = z
-        d0[p] = np.exp(x - z)
-        d1[p] = np.exp(y - z)
+    _logaddexp_primal(v[a0], v[a1], v[a0], v[row], m)
+    _logaddexp_d0(v[a0], v[a1], v[row], d0, m)
+    _logaddexp_d1(v[a0], v[a1], v[row], d1, m)
     for d in range(q):
         for p in range(m):
             v_dot[row, d, p] = _zero_skip_mul(d0[p], v_dot[a0, d, p]) + _zero_skip_mul(d1[p], v_dot[a1, d, p])
@@ -1769,21 +1837,19 @@ def _pow_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m):
     d1 = dd[1]
     first0 = f & 1
     first1 = f & 2
+    _pow_d1(v[a0], v[a1], v[row], d1, m)
     if r == 1:
         for p in range(m):
             x = v[a0, p]
             y = v[a1, p]
-            z = v[row, p]
             z_bar = v_bar[zb, 0, p]
             v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(0.0 if y == 0.0 else y * np.power(x, y - 1.0), z_bar)
-            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(0.0 if z == 0.0 else z * np.log(x), z_bar)
+            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(d1[p], z_bar)
         return
     for p in range(m):
         x = v[a0, p]
         y = v[a1, p]
-        z = v[row, p]
         d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
-        d1[p] = 0.0 if z == 0.0 else z * np.log(x)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
@@ -1950,21 +2016,8 @@ def _logaddexp_adjoint(v, v_bar, dd, a0, a1, a2, b0, b1, b2, row, zb, f, c, r, m
     d1 = dd[1]
     first0 = f & 1
     first1 = f & 2
-    if r == 1:
-        for p in range(m):
-            x = v[a0, p]
-            y = v[a1, p]
-            z = v[row, p]
-            z_bar = v_bar[zb, 0, p]
-            v_bar[b0, 0, p] = _prior(first0, v_bar[b0, 0, p]) + _zero_skip_mul(np.exp(x - z), z_bar)
-            v_bar[b1, 0, p] = _prior(first1, v_bar[b1, 0, p]) + _zero_skip_mul(np.exp(y - z), z_bar)
-        return
-    for p in range(m):
-        x = v[a0, p]
-        y = v[a1, p]
-        z = v[row, p]
-        d0[p] = np.exp(x - z)
-        d1[p] = np.exp(y - z)
+    _logaddexp_d0(v[a0], v[a1], v[row], d0, m)
+    _logaddexp_d1(v[a0], v[a1], v[row], d1, m)
     for d in range(r):
         for p in range(m):
             z_bar = v_bar[zb, d, p]
@@ -2714,18 +2767,19 @@ def _pow_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, row, zb
     h00 = dd[3]
     h01 = dd[4]
     h11 = dd[6]
+    _pow_d1(v[a0], v[a1], v[row], d1, m)
+    _pow_h01(v[a0], v[a1], v[row], h01, m)
+    _pow_h11(v[a0], v[a1], v[row], h11, m)
     for p in range(m):
         x = v[a0, p]
         y = v[a1, p]
-        z = v[row, p]
         z_bar = v_bar[zb, p]
         d0[p] = 0.0 if y == 0.0 else y * np.power(x, y - 1.0)
         v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
-        d1[p] = 0.0 if z == 0.0 else z * np.log(x)
         v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
         h00[p] = _zero_skip_mul(z_bar, 0.0 if y == 0.0 else y * (y - 1.0) * np.power(x, y - 2.0))
-        h01[p] = _zero_skip_mul(z_bar, 0.0 if y == 0.0 else np.power(x, y - 1.0) * (1.0 + y * np.log(x)))
-        h11[p] = _zero_skip_mul(z_bar, 0.0 if z == 0.0 else z * np.log(x) * np.log(x))
+        h01[p] = _zero_skip_mul(z_bar, h01[p])
+        h11[p] = _zero_skip_mul(z_bar, h11[p])
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]
@@ -2878,18 +2932,18 @@ def _logaddexp_hessian(v, v_dot, v_bar, v_bar_dot, dd, a0, a1, a2, b0, b1, b2, r
     h00 = dd[3]
     h01 = dd[4]
     h11 = dd[6]
+    _logaddexp_d0(v[a0], v[a1], v[row], d0, m)
+    _logaddexp_d1(v[a0], v[a1], v[row], d1, m)
+    _logaddexp_h00(v[a0], v[a1], v[row], h00, m)
+    _logaddexp_h01(v[a0], v[a1], v[row], h01, m)
+    _logaddexp_h11(v[a0], v[a1], v[row], h11, m)
     for p in range(m):
-        x = v[a0, p]
-        y = v[a1, p]
-        z = v[row, p]
         z_bar = v_bar[zb, p]
-        d0[p] = np.exp(x - z)
         v_bar[b0, p] += _zero_skip_mul(d0[p], z_bar)
-        d1[p] = np.exp(y - z)
         v_bar[b1, p] += _zero_skip_mul(d1[p], z_bar)
-        h00[p] = _zero_skip_mul(z_bar, np.exp(x - z) * np.exp(y - z))
-        h01[p] = _zero_skip_mul(z_bar, -np.exp(x - z) * np.exp(y - z))
-        h11[p] = _zero_skip_mul(z_bar, np.exp(x - z) * np.exp(y - z))
+        h00[p] = _zero_skip_mul(z_bar, h00[p])
+        h01[p] = _zero_skip_mul(z_bar, h01[p])
+        h11[p] = _zero_skip_mul(z_bar, h11[p])
     for d in range(q):
         for p in range(m):
             z_bar_dot = v_bar_dot[zb, d, p]

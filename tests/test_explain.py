@@ -286,6 +286,13 @@ def _same(a, b) -> bool:
     return bool(np.isnan(a) and np.isnan(b)) or (a == b and np.signbit(a) == np.signbit(b))
 
 
+def _same_or_ulps(a, b, ulps: int = 4) -> bool:
+    """_same, or both finite and nonzero within ``ulps`` units of the last place: the kernels
+    take pow's log from kernels/vmath.py (within 2 ulp), the reference from libm."""
+    close = np.isfinite(a) and np.isfinite(b) and a != 0.0 and abs(a - b) <= ulps * np.spacing(abs(a))
+    return _same(a, b) or bool(close)
+
+
 def test_reference_pow_at_minus_inf_and_minus_zero_is_c99():
     # C99 F.9.4.4: pow(-inf, y) = +inf and pow(-0, y) = +0 for y > 0 not an odd integer
     # (numpy's scalar np.power takes y = 0.5 as sqrt: NaN and -0)
@@ -307,7 +314,8 @@ def test_reference_pow_matches_the_kernels_and_c_at_special_values():
         for x, y, g in zip(points.tolist(), kernel_y, kernel_g):
             v = reference.values(tape, x)
             x_bar = reference.adjoints(tape, x, (), [1.0])[1][: tape.n_in]
-            assert _same(v[-1], y) and all(map(_same, x_bar, g)), (tape.op[-1], x, tape.const[-1], v[-1], y, x_bar, g)
+            assert _same(v[-1], y) and all(map(_same_or_ulps, x_bar, g)), (tape.op[-1], x, tape.const[-1], v[-1], y,
+                                                                            x_bar, g)
             base, exponent = x[0], (x[1] if tape.n_in == 2 else tape.const[-1])
             try:
                 c_pow = math.pow(base, exponent)  # C's pow, where it signals no error
