@@ -98,10 +98,10 @@ PROBLEMS = {
 
 
 @numba.njit(parallel=True, cache=True)
-def read_once(obs):
-    """The sum of every entry of ``obs``, row blocks on Numba's threads: one read of the data."""
+def read_once(obs, chunks):
+    """The sum of every entry of ``obs``, ``chunks`` row blocks on Numba's threads (one per
+    thread): one read of the data."""
     n = obs.shape[0]
-    chunks = numba.get_num_threads()
     total = 0.0
     for c in numba.prange(chunks):
         s = 0.0
@@ -148,9 +148,9 @@ def measure(name: str, repeats: int, scale: float) -> list[dict]:
     for call, ours, peer in (("value+gradient", ours_vg, lambda: jax.block_until_ready(jvg(th_j))),
                              ("hvp", ours_hvp, lambda: jax.block_until_ready(jhvp(th_j, v_j)))):
         a, b, c = [], [], []
-        read_once(obs)
+        read_once(obs, numba.get_num_threads())
         for _ in range(repeats):
-            for fn, times in ((ours, a), (peer, b), (lambda: read_once(obs), c)):
+            for fn, times in ((ours, a), (peer, b), (lambda: read_once(obs, numba.get_num_threads()), c)):
                 t0 = time.perf_counter()
                 fn()
                 times.append(time.perf_counter() - t0)
