@@ -299,7 +299,8 @@ class Var:
             raise _number_error("float")
         return guards.integer(self)
 
-    __complex__ = __float__
+    def __complex__(self):  # complex(x >= 0) as float(): 1 or 0 on this path
+        return complex(self.__float__())
 
     def __trunc__(self):  # math.trunc(x): a traced value, zero derivative
         return NUMPY_UFUNCS["trunc"](self)

@@ -250,6 +250,13 @@ def test_float_of_a_condition_is_a_guarded_step():
     assert len(tape.paths) == 2
 
 
+def test_complex_of_a_condition_is_the_same_step():
+    tape = _record(lambda x: complex(x[0] >= 0).real * x[0] ** 2 + x[1], 2, at=[1.0, 0.0])
+    _close(tape(np.array([[1.5, 1.0], [-2.0, 1.0]])), [3.25, 1.0])
+    with pytest.raises(TypeError, match="converting a traced value"):
+        tapead.record(lambda x: complex(x[0] > 0), 1)
+
+
 def test_int_is_guarded_to_its_integer_part_and_math_trunc_is_traced():
     def table(x):
         k = int(x[0])  # an index: known per path
