@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 import threading
@@ -39,7 +40,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tapead import evaluate, passes, shapes
+from tapead import evaluate, passes, runtime, shapes
 from tapead.api import Tape
 from tapead.layout import frozen
 from tapead.ops import CONDITIONS, CONST, INPUT, OPS, PARAM
@@ -383,6 +384,51 @@ def _summed(parts: list) -> tuple:
     return tuple(sum(items[1:], items[0]) for items in zip(*parts))
 
 
+# the per-point arguments of tapead.evaluate's functions (each with the argument holding its
+# point step, or None: always per point), and their per-point results
+_PER_POINT = {"X": None, "P": "p_step", "V": "v_step", "W": "w_step", "weights": None}
+_RESULTS = ("Y", "Y_dot", "X_bar", "J", "G", "HV")
+
+
+def _blockwise(fn: Callable) -> Callable:
+    """``fn`` (one of :class:`_Sweeps`' functions) over blocks of tapead.runtime.BLOCK points, as
+    tapead.evaluate runs its sweeps: routing points to paths copies them and their guards'
+    values, so memory beyond the inputs and results stays bounded whatever N is. Reductions
+    add the blocks' sums in order; per-point results are filled block by block."""
+    signature = inspect.signature(fn)
+    results = [name for name in signature.parameters if name in _RESULTS]
+
+    def blocked(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments
+        n_points = given["X"].shape[0]
+        if n_points <= runtime.BLOCK:
+            return fn(*args, **kwargs)
+        reduce = fn.__name__.endswith("_sum") or given.get("reduce", False)
+        sums, full = [], {name: given[name] for name in results}
+        for block in runtime.blocks(n_points, given["progress"]):
+            part = dict(given, progress=None)
+            for name, step in _PER_POINT.items():
+                if part.get(name) is not None and (step is None or part[step]):
+                    part[name] = part[name][block]
+            if reduce:
+                sums.append(fn(**part))
+                continue
+            part.update({name: a[block] for name, a in full.items() if a is not None})
+            got = fn(**part)
+            for name, g in zip(results, got if isinstance(got, tuple) else (got,)):
+                if full[name] is None and g is not None:  # the first block's result: the full array
+                    full[name] = np.empty((n_points, *g.shape[1:]))
+                    full[name][block] = g
+        if reduce:
+            return _summed(sums) if isinstance(sums[0], tuple) else _summed([(s,) for s in sums])[0]
+        return tuple(full.values()) if len(results) > 1 else full[results[0]]
+
+    blocked.__name__, blocked.__doc__ = fn.__name__, fn.__doc__
+    return blocked
+
+
 class _Sweeps:
     """``tapead.evaluate``'s functions with every point on the path it takes: what the methods of
     :class:`GuardedTape` (Tape's own, see :func:`_on_paths`) call as ``evaluate``. Same
@@ -390,6 +436,7 @@ class _Sweeps:
     AttributeError, never the first path's result for every point."""
 
     @staticmethod
+    @_blockwise
     def primal(tape, X, P, p_step, Y=None, progress=None):
         Y = _new(Y, (X.shape[0], tape.n_out))
 
@@ -400,6 +447,7 @@ class _Sweeps:
         return _first_path(tape, sweep, X, P, p_step, Y, progress, fill)
 
     @staticmethod
+    @_blockwise
     def tangent(tape, X, P, p_step, V, v_step, Y=None, Y_dot=None, progress=None):
         N, m = X.shape[0], tape.n_out
         Y, Y_dot = _new(Y, (N, m)), _new(Y_dot, (N, m, V.shape[2]))
@@ -416,6 +464,7 @@ class _Sweeps:
         return _first_path(tape, sweep, X, P, p_step, Y, progress, fill), Y_dot
 
     @staticmethod
+    @_blockwise
     def adjoint(tape, X, P, p_step, W, w_step, Y=None, X_bar=None, progress=None):
         N, m = X.shape[0], tape.n_out
         Y, X_bar = _new(Y, (N, m)), _new(X_bar, (N, tape.n_in, W.shape[2]))
@@ -432,22 +481,26 @@ class _Sweeps:
         return _first_path(tape, sweep, X, P, p_step, Y, progress, fill), X_bar
 
     @staticmethod
+    @_blockwise
     def primal_sum(tape, X, P, p_step, weights, progress=None):
         return _summed([(evaluate.primal_sum(path.tape, Xg, Pg, p_step, _rows(weights, 1, idx), step),)
                         for path, idx, Xg, Pg, step in _route(tape, X, P, p_step, progress)])[0]
 
     @staticmethod
+    @_blockwise
     def adjoint_sum(tape, X, P, p_step, W, w_step, weights, progress=None):
         return _summed([evaluate.adjoint_sum(path.tape, Xg, Pg, p_step, _rows(W, w_step, idx), w_step,
                                              _rows(weights, 1, idx), step)
                         for path, idx, Xg, Pg, step in _route(tape, X, P, p_step, progress)])
 
     @staticmethod
+    @_blockwise
     def jacobian_sum(tape, X, P, p_step, mode, weights, progress=None):
         return _summed([evaluate.jacobian_sum(path.tape, Xg, Pg, p_step, mode, _rows(weights, 1, idx), step)
                         for path, idx, Xg, Pg, step in _route(tape, X, P, p_step, progress)])
 
     @staticmethod
+    @_blockwise
     def jacobian(tape, X, P, p_step, mode, Y=None, J=None, progress=None, values=True):
         parts = _route(tape, X, P, p_step, progress)
         if parts[0][1] is None:
@@ -462,6 +515,7 @@ class _Sweeps:
         return Y, J
 
     @staticmethod
+    @_blockwise
     def hessian(tape, X, P, p_step, W, w_step, V, v_step, Y=None, G=None, HV=None, progress=None, reduce=False,
                 weights=None, values=True):
         parts = _route(tape, X, P, p_step, progress)

@@ -453,3 +453,63 @@ def test_weighted_reductions_with_every_point_on_one_path():
     np.testing.assert_allclose(tape.jacobian(X, reduce="sum", weights=w), plain.jacobian(X, reduce="sum", weights=w),
                                rtol=1e-13)
     assert len(tape.paths) == 1
+
+
+# ---- blocks of points ----
+
+
+def _data_term(th, obs):
+    r = th[0] * obs[0] + th[1]
+    return r * r if r > 0 else -th[2] * r  # the branch depends on the observation
+
+
+def test_evaluations_run_in_blocks_with_the_same_results(monkeypatch):
+    """Every method and reduction over several blocks (runtime.BLOCK made small) equals the same
+    call in one block: per-point results exactly, sums to rounding; progress once per block."""
+    tape = _record(_data_term, 3, at=[1.0, 0.5, 2.0], n_params=1, at_params=np.array([0.3]))
+    rng = np.random.default_rng(7)
+    theta, obs = np.array([1.0, -0.2, 2.0]), rng.uniform(-1, 1, (2500, 1))
+    X = np.tile(theta, (2500, 1)) + rng.normal(0, 0.1, (2500, 3))
+    V, W = rng.normal(size=(2500, 3)), rng.normal(size=2500)
+    calls = {
+        "values": lambda: tape(X, obs),
+        "value_and_gradient": lambda: tape.value_and_gradient(X, obs),
+        "jvp": lambda: tape.jvp(X, obs, V),
+        "vjp": lambda: tape.vjp(X, obs, W),
+        "jacobian": lambda: tape.jacobian(X, obs),
+        "hvp": lambda: tape.hvp(X, obs, V),
+        "sum": lambda: tape(theta, obs, reduce="sum"),
+        "gradient sum": lambda: tape.value_and_gradient(theta, obs, reduce="sum", weights=np.abs(W)),
+        "hvp sum": lambda: tape.hvp(theta, obs, V[0], reduce="mean"),
+    }
+    whole = {name: call() for name, call in calls.items()}
+    monkeypatch.setattr(tapead.runtime, "BLOCK", 1000)
+    for name, call in calls.items():
+        got, want = call(), whole[name]
+        for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            if "sum" in name:
+                _close(g, w, rtol=1e-12, atol=1e-12)
+            else:
+                np.testing.assert_array_equal(g, w, err_msg=name)
+    Y, G = np.empty(2500), np.empty((2500, 3))
+    done = []
+    tape.value_and_gradient(X, obs, out=(Y, G), progress=lambda k, n: done.append((k, n)))
+    np.testing.assert_array_equal(G, whole["value_and_gradient"][1])
+    assert done == [(1000, 2500), (2000, 2500), (2500, 2500)]
+
+
+def test_memory_of_a_reduction_does_not_grow_with_the_points(monkeypatch):
+    import tracemalloc
+
+    monkeypatch.setattr(tapead.runtime, "BLOCK", 2000)
+    tape = _record(_data_term, 3, at=[1.0, 0.5, 2.0], n_params=1, at_params=np.array([0.3]))
+    theta = np.array([1.0, -0.2, 2.0])
+    peaks = []
+    for n in (8000, 32000):
+        obs = np.random.default_rng(n).uniform(-1, 1, (n, 1))
+        tape.value_and_gradient(theta, obs, reduce="sum")  # paths recorded, kernels compiled
+        tracemalloc.start()
+        tape.value_and_gradient(theta, obs, reduce="sum")
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0] + 100_000, peaks
