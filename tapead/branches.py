@@ -399,12 +399,12 @@ def _blockwise(fn: Callable) -> Callable:
     results = [name for name in signature.parameters if name in _RESULTS]
 
     def blocked(*args, **kwargs):
+        if (args[1] if len(args) > 1 else kwargs["X"]).shape[0] <= runtime.BLOCK:  # (tape, X, ...)
+            return fn(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         given = bound.arguments
         n_points = given["X"].shape[0]
-        if n_points <= runtime.BLOCK:
-            return fn(*args, **kwargs)
         reduce = fn.__name__.endswith("_sum") or given.get("reduce", False)
         sums, full = [], {name: given[name] for name in results}
         for block in runtime.blocks(n_points, given["progress"]):

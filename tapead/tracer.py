@@ -300,7 +300,10 @@ class Var:
         return guards.integer(self)
 
     def __complex__(self):  # complex(x >= 0) as float(): 1 or 0 on this path
-        return complex(self.__float__())
+        guards = GUARDS.get()
+        if guards is None or self.rec.op[self.slot] not in CONDITIONS:
+            raise _number_error("float")  # from here: _number_error reads the caller's frame
+        return complex(guards.truth(self))
 
     def __trunc__(self):  # math.trunc(x): a traced value, zero derivative
         return NUMPY_UFUNCS["trunc"](self)

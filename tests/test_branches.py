@@ -256,6 +256,14 @@ def test_complex_of_a_condition_is_the_same_step():
     with pytest.raises(TypeError, match="converting a traced value"):
         tapead.record(lambda x: complex(x[0] > 0), 1)
 
+    def store(x):
+        a = np.zeros(2, dtype=complex)
+        a[0] = x[0] > 0
+        return x[0]
+
+    with pytest.raises(TypeError, match="dtype=object"):  # the hint for a store into a number array
+        tapead.record(store, 1)
+
 
 def test_int_is_guarded_to_its_integer_part_and_math_trunc_is_traced():
     def table(x):
