@@ -101,7 +101,7 @@ def _loads(spec: OpSpec, exprs: list[str], pad: str, z_row: str | None) -> list[
     return lines
 
 
-# libm calls that a unary or binary op's expressions make run through kernels/vmath.py
+# libm calls that an op's expressions make run through kernels/vmath.py
 # instead (vectorisable, within 2 ulp), each expression as a helper over tile rows: compiled
 # once, called per tile, so the big generic sweeps do not grow (inlined everywhere, they took
 # over 15 minutes to compile)
@@ -112,16 +112,12 @@ FAST = re.compile(rf"\bnp\.({'|'.join(_STAND_INS)})\(")
 
 
 def _rowed(spec: OpSpec, expr: str) -> bool:
-    return spec.arity in (1, 2) and FAST.search(expr) is not None
-
-
-def _rows(spec: OpSpec) -> str:
-    # the operand rows a helper reads: x, and y for a binary op
-    return "v[a0], v[a1]" if spec.arity == 2 else "v[a0]"
+    return spec.arity > 0 and FAST.search(expr) is not None
 
 
 def _call(spec: OpSpec, role: str, z_row: str, out: str) -> str:
-    return f"                _{spec.name}_{role}({_rows(spec)}, {z_row}, {out}, m)"
+    rows = ", ".join(f"v[a{k}]" for k in range(spec.arity))  # the operands' rows, as the helper's xs, ys, ws
+    return f"                _{spec.name}_{role}({rows}, {z_row}, {out}, m)"
 
 
 def _helper(spec: OpSpec, role: str, expr: str) -> list[str]:
@@ -134,9 +130,10 @@ def _helper(spec: OpSpec, role: str, expr: str) -> list[str]:
     trig = "vmath.sin(" in fast or "vmath.cos(" in fast
     if trig and spec.arity != 1:
         raise ValueError(f"{spec.name}: only a unary op's row helper may call sin or cos (|x| is checked)")
-    loads = [f"{n} = {n}s[p]" for n in ("x", "y", "z") if _mentions(expr, n)]
-    operands = "xs, ys" if spec.arity == 2 else "xs"
-    lines = ["", "", "@njit(**INNER)", f"def _{spec.name}_{role}({operands}, zs, out, m):", "    for p in range(m):",
+    names = [*OPERANDS[:spec.arity], "z"]
+    loads = [f"{n} = {n}s[p]" for n in names if _mentions(expr, n)]
+    rows = ", ".join(f"{n}s" for n in names)
+    lines = ["", "", "@njit(**INNER)", f"def _{spec.name}_{role}({rows}, out, m):", "    for p in range(m):",
              *[f"        {line}" for line in loads], f"        out[p] = {fast}"]
     if trig:
         lines += ["    for p in range(m):", "        if not math.fabs(xs[p]) < vmath.LARGE:",
@@ -147,7 +144,7 @@ def _helper(spec: OpSpec, role: str, expr: str) -> list[str]:
 def _helpers() -> str:
     lines = []
     for spec in OPS:
-        if spec.code > CONST and spec.arity in (1, 2):
+        if spec.code > CONST and spec.arity > 0:
             roles = [("primal", spec.primal), *((f"d{k}", e) for k, e in enumerate(spec.partials))]
             roles += [(f"h{j}{k}", e) for (j, k), e in zip(spec.pairs, spec.second)]
             lines += [line for role, e in roles if _rowed(spec, e) for line in _helper(spec, role, e)]
